@@ -1,0 +1,23 @@
+"""tutorial_sae: the helper package of an executable book on sparse autoencoders."""
+
+import warnings as _warnings
+
+from tutorial_sae.activations import collect_activations, run_to_hook, stream_activations
+from tutorial_sae.metrics import (
+    dead_fraction,
+    dense_fraction,
+    explained_variance,
+    feature_density,
+    l0,
+    log10_density,
+    mse,
+)
+from tutorial_sae.sae import SAE, SAEConfig, SAELoss, ghost_grad_loss
+from tutorial_sae.synthetic import SparseDataset, feature_recovery, make_sparse_dataset
+from tutorial_sae.train import TrainConfig, TrainLog, TrainResult, train_sae_on, train_step
+from tutorial_sae.utils import get_device, set_seed
+
+# TransformerLens 3.x warns about its own deprecation on every model build.
+_warnings.filterwarnings("ignore", category=DeprecationWarning, module="transformer_lens")
+
+__version__ = "0.1.0"
