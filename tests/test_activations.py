@@ -1,0 +1,74 @@
+"""Activations stop at the hook, match a full cached forward, and stream shuffled."""
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from tutorial_sae import collect_activations, run_to_hook, stream_activations
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=16,
+        d_head=8,
+        n_heads=2,
+        d_mlp=64,
+        d_vocab=50,
+        n_ctx=12,
+        act_fn="gelu",
+        normalization_type="LN",
+        device="cpu",
+    )
+    return HookedTransformer(cfg)
+
+
+def test_collected_activations_equal_the_cached_forward(tiny_model):
+    tokens = torch.randint(0, 50, (5, 12))
+    _, cache = tiny_model.run_with_cache(tokens)
+    acts = collect_activations(tiny_model, tokens, batch_size=2, progress=False)
+    assert acts.shape == (5, 12, 64)
+    torch.testing.assert_close(acts, cache["blocks.0.mlp.hook_post"])
+
+
+def test_forward_stops_at_the_hook(tiny_model):
+    calls = []
+    handle = tiny_model.unembed.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        run_to_hook(tiny_model, torch.randint(0, 50, (2, 12)))
+    finally:
+        handle.remove()
+    assert calls == [], "the unembedding never ran"
+    assert not tiny_model.hook_dict["blocks.0.mlp.hook_post"].fwd_hooks
+
+
+def test_stream_yields_shuffled_batches_from_every_sequence(tiny_model):
+    tokens = torch.randint(0, 50, (40, 12))
+    stream = stream_activations(
+        tiny_model, tokens, batch_size=32, buffer_tokens=128, model_batch_size=4, seed=0
+    )
+    batches = [next(stream) for _ in range(20)]
+    assert all(b.shape == (32, 64) for b in batches)
+    all_acts = collect_activations(tiny_model, tokens, progress=False).reshape(-1, 64)
+    first = batches[0]
+    # Every streamed row is a real activation of some token.
+    dists = torch.cdist(first, all_acts, compute_mode="donot_use_mm_for_euclid_dist")
+    assert dists.min(dim=1).values.max() < 1e-4
+    # Shuffled: the first batch is not 32 consecutive positions of the same sequences.
+    rows = dists.argmin(dim=1)
+    assert len(set((rows // 12).tolist())) > 3
+
+
+def test_bad_tokens_and_hooks(tiny_model):
+    with pytest.raises(ValueError, match=r"integer tensor of shape \[batch, pos\]"):
+        run_to_hook(tiny_model, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="hook must be one of"):
+        run_to_hook(tiny_model, torch.zeros(1, 4, dtype=torch.long), hook="blocks.9.nope")
+    with pytest.raises(ValueError, match="buffer_tokens"):
+        next(
+            stream_activations(
+                tiny_model, torch.zeros(2, 4, dtype=torch.long), batch_size=64, buffer_tokens=64
+            )
+        )

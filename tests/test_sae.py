@@ -1,0 +1,139 @@
+"""The SAE's forward, loss parts, decoder-norm invariants, ghost grads and save/load."""
+
+import json
+
+import pytest
+import torch
+
+from tutorial_sae import SAE, SAEConfig, ghost_grad_loss
+
+
+def make_sae(d_in=8, d_sae=32, l1_coeff=0.5, seed=0):
+    return SAE(SAEConfig(d_in=d_in, d_sae=d_sae, l1_coeff=l1_coeff, seed=seed))
+
+
+def test_forward_matches_the_formula():
+    sae = make_sae()
+    with torch.no_grad():
+        sae.b_dec.normal_()
+        sae.b_enc.normal_()
+    x = torch.randn(5, 8)
+    f = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
+    torch.testing.assert_close(sae.encode(x), f)
+    torch.testing.assert_close(sae(x), f @ sae.W_dec + sae.b_dec)
+    assert (sae.encode(x) >= 0).all()
+
+
+def test_loss_parts_add_up_and_follow_their_definitions():
+    sae = make_sae(l1_coeff=0.3)
+    x = torch.randn(16, 8)
+    out = sae.loss(x)
+    f = sae.encode(x)
+    x_hat = sae.decode(f)
+    torch.testing.assert_close(out.mse, (x_hat - x).pow(2).sum(-1).mean())
+    torch.testing.assert_close(out.l1, 0.3 * (f * sae.W_dec.norm(dim=-1)).sum(-1).mean())
+    torch.testing.assert_close(out.total, out.mse + out.l1)
+    assert float(out.ghost) == 0.0
+
+
+def test_decoder_starts_unit_norm_and_stays_so_after_a_step():
+    sae = make_sae()
+    torch.testing.assert_close(sae.W_dec.norm(dim=-1), torch.ones(32))
+    opt = torch.optim.Adam(sae.parameters(), lr=0.1)
+    out = sae.loss(torch.randn(64, 8) * 3)
+    out.total.backward()
+    sae.remove_parallel_decoder_grad()
+    opt.step()
+    sae.normalize_decoder()
+    torch.testing.assert_close(sae.W_dec.norm(dim=-1), torch.ones(32))
+
+
+def test_projected_gradient_is_orthogonal_to_each_decoder_row():
+    sae = make_sae()
+    sae.loss(torch.randn(64, 8)).total.backward()
+    assert sae.W_dec.grad.abs().sum() > 0
+    sae.remove_parallel_decoder_grad()
+    dots = (sae.W_dec.grad * sae.W_dec).sum(-1)
+    assert dots.abs().max() < 1e-5
+
+
+def test_ghost_term_only_with_dead_features_and_matches_mse_scale():
+    sae = make_sae()
+    x = torch.randn(32, 8)
+    none_dead = sae.loss(x, dead_mask=torch.zeros(32, dtype=torch.bool))
+    assert float(none_dead.ghost) == 0.0
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[:5] = True
+    out = sae.loss(x, dead_mask=dead)
+    # The rescaling makes the ghost term's value equal to the main MSE (up to the epsilon).
+    torch.testing.assert_close(out.ghost, out.mse, rtol=1e-3, atol=1e-4)
+    out.ghost.backward()
+    assert sae.W_enc.grad[:, :5].abs().sum() > 0, "dead features get a gradient"
+    assert sae.W_enc.grad[:, 5:].abs().sum() == 0, "live features get none from the ghost term"
+
+
+def test_ghost_grad_loss_direct_call_is_finite():
+    x = torch.randn(4, 3)
+    val = ghost_grad_loss(
+        x,
+        torch.zeros(4, 3),
+        torch.randn(4, 6),
+        torch.randn(6, 3),
+        torch.ones(6, dtype=torch.bool),
+        x.pow(2).sum(-1),
+    )
+    assert torch.isfinite(val)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    sae = make_sae(seed=3)
+    with torch.no_grad():
+        sae.b_enc.uniform_()
+    sae.save(tmp_path / "sae")
+    loaded = SAE.load(tmp_path / "sae")
+    assert loaded.cfg == sae.cfg
+    x = torch.randn(4, 8)
+    torch.testing.assert_close(loaded(x), sae(x))
+    assert json.loads((tmp_path / "sae" / "cfg.json").read_text())["d_sae"] == 32
+
+
+def test_load_rejects_missing_or_mismatched_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="sae.safetensors"):
+        SAE.load(tmp_path)
+    make_sae().save(tmp_path / "a")
+    cfg = json.loads((tmp_path / "a" / "cfg.json").read_text())
+    cfg["d_sae"] = 16
+    (tmp_path / "a" / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="expected"):
+        SAE.load(tmp_path / "a")
+    (tmp_path / "a" / "cfg.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid SAE config"):
+        SAE.load(tmp_path / "a")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"d_in": 0}, "d_in must be a positive int"),
+        ({"d_sae": -3}, "d_sae must be a positive int"),
+        ({"l1_coeff": -1.0}, "l1_coeff must be a finite number >= 0"),
+        ({"l1_coeff": float("nan")}, "l1_coeff"),
+    ],
+)
+def test_bad_config_is_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SAEConfig(**kwargs)
+
+
+def test_bad_inputs_are_rejected_with_what_was_expected():
+    sae = make_sae()
+    with pytest.raises(ValueError, match=r"shape \[\.\.\., 8\].*got \(3, 7\)"):
+        sae.encode(torch.randn(3, 7))
+    with pytest.raises(ValueError, match="finite"):
+        sae.loss(torch.tensor([[float("nan")] * 8]))
+    with pytest.raises(ValueError, match="floating-point"):
+        sae.encode(torch.ones(2, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\[batch, 8\]"):
+        sae.loss(torch.randn(2, 3, 8))
+    with pytest.raises(ValueError, match="dead_mask"):
+        sae.loss(torch.randn(2, 8), dead_mask=torch.zeros(5, dtype=torch.bool))
