@@ -23,6 +23,7 @@ corpus: setup
 	$(BIN)/python -m tutorial_sae.corpus build
 
 book: corpus
+	-$(BIN)/python scripts/vendor_mathjax.py
 	$(BIN)/jupyter-book build . -W --keep-going
 
 test: corpus

@@ -1,0 +1,79 @@
+"""The whole book builds with warnings as errors, and the pages hold maths, figures and checks.
+
+Slow (it executes every chapter): marked `book` so it can be selected or skipped with -m.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    done = subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return out / "_build" / "html"
+
+
+def _chapters():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [entry["file"] for entry in toc["chapters"]]
+
+
+@pytest.mark.book
+def test_intro_and_every_chapter_page_exist(html):
+    assert (html / "index.html").is_file()
+    assert (html / "book" / "intro.html").is_file()
+    for page in _chapters():
+        assert (html / f"{page}.html").is_file(), page
+
+
+@pytest.mark.book
+def test_chapter_pages_hold_maths_figures_and_passing_checks(html):
+    for page in _chapters():
+        text = (html / f"{page}.html").read_text(encoding="utf-8")
+        assert 'class="math notranslate nohighlight"' in text, f"{page}: no maths"
+        images = re.findall(r'<img [^>]*src="([^"]+\.png)"', text)
+        assert images, f"{page}: no figures"
+        for src in images:
+            assert (html / page).parent.joinpath(src).resolve().is_file(), src
+        assert "✓" in text and "✗" not in text, f"{page}: a check failed"
+        assert "tag_hide-input" in text, f"{page}: solutions are not collapsed"
+
+
+@pytest.mark.book
+def test_chapter_pages_have_a_colab_launch_button(html):
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    slug = repo["url"].removeprefix("https://github.com/")
+    for page in _chapters():
+        text = (html / f"{page}.html").read_text(encoding="utf-8")
+        assert f"colab.research.google.com/github/{slug}/blob/{repo['branch']}/{page}.ipynb" in text
+
+
+@pytest.mark.book
+def test_student_notebooks_are_not_part_of_the_site(html):
+    assert not (html / "book" / "student").exists()
+
+
+@pytest.mark.book
+def test_pages_load_mathjax_from_the_site_when_it_is_vendored(html):
+    page = (html / "book" / "01_math.html").read_text(encoding="utf-8")
+    if (ROOT / ".cache" / "mathjax" / "package" / "es5" / "tex-mml-chtml.js").is_file():
+        assert 'src="../_static/mathjax/es5/tex-mml-chtml.js"' in page
+        assert (html / "_static" / "mathjax" / "es5" / "tex-mml-chtml.js").is_file()
+        assert any((html / "_static" / "mathjax").rglob("*.woff"))
+    else:
+        assert "mathjax@3/es5/tex-mml-chtml.js" in page

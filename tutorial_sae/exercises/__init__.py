@@ -1,0 +1,26 @@
+"""Self-checking exercises of the book: `check_<name>(student_fn)`, one module per chapter.
+
+Nothing else in the package imports this subpackage.
+"""
+
+from tutorial_sae.exercises.ch1 import check_gelu, check_norms, check_soft_threshold
+from tutorial_sae.exercises.ch2 import check_encode, check_remove_parallel_grad, check_sae_loss
+from tutorial_sae.exercises.ch3 import (
+    check_ce_loss_recovered,
+    check_dead_feature_mask,
+    check_ghost_grad_loss,
+)
+from tutorial_sae.exercises.runner import CheckResult
+
+__all__ = [
+    "CheckResult",
+    "check_encode",
+    "check_gelu",
+    "check_norms",
+    "check_remove_parallel_grad",
+    "check_sae_loss",
+    "check_soft_threshold",
+    "check_ce_loss_recovered",
+    "check_dead_feature_mask",
+    "check_ghost_grad_loss",
+]
