@@ -22,10 +22,10 @@ def _toc_files(entry):
 
 
 def toc_notebooks():
-    """The chapter notebooks listed in _toc.yml, in reading order."""
+    """The numbered chapter notebooks (NN_slug) listed in _toc.yml, in reading order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     paths = [ROOT / f"{f}.ipynb" for f in _toc_files(toc)]
-    return [p for p in paths if p.is_file()]
+    return [p for p in paths if p.is_file() and p.name[:2].isdigit()]
 
 
 def test_toc_lists_the_first_two_chapters():
@@ -66,3 +66,15 @@ def test_student_notebook_runs_with_every_exercise_unfinished(notebook, tmp_path
     printed = run_fast(notebook.parent / "student" / notebook.name, tmp_path)
     assert "✓" not in printed
     assert printed.count("not implemented yet") >= 3
+
+
+def test_appendix_runs_and_shows_every_table(tmp_path):
+    run_fast(ROOT / "book" / "appendix_data.ipynb", tmp_path)
+    shown = "".join(
+        o.get("data", {}).get("text/markdown", "")
+        for c in nbformat.read(tmp_path / "appendix_data.ipynb", as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    for expected in ("| fortunes |", "| Arabic |", "| mini/run1 |", "| d_model / d_mlp |"):
+        assert expected in shown
