@@ -3,6 +3,16 @@
 import warnings as _warnings
 
 from tutorial_sae.activations import collect_activations, run_to_hook, stream_activations
+from tutorial_sae.evaluation import SAEMetrics, evaluate_sae
+from tutorial_sae.loading import (
+    AutoChoice,
+    HubUnavailableError,
+    load_model,
+    load_sae,
+    load_tokens,
+    resolve_auto,
+    sae_names,
+)
 from tutorial_sae.metrics import (
     dead_fraction,
     dense_fraction,

@@ -1,0 +1,235 @@
+"""Load the book's models, SAEs and token batches by name: mini offline, gelu-1l online (chapters 3-8).
+
+`load_model`, `load_sae` and `load_tokens` take the same names, so a chapter switches between the
+shipped mini model and Neel Nanda's gelu-1l (with his run1/run2 SAEs) by changing one string.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from tutorial_sae.hub import (
+    PROBE_TIMEOUT_S,
+    HubUnavailableError,
+    download_hub_file,
+    go_offline,
+    use_network,
+)
+from tutorial_sae.sae import SAE, SAEConfig
+from tutorial_sae.token_data import tokens_for
+from tutorial_sae.utils import get_device
+
+MODEL_NAMES = ("mini", "gelu-1l", "auto")
+HUB_SAE_REPO = "NeelNanda/sparse_autoencoder"
+# run1 and run2 are the final checkpoints (versions 25 and 47) of Nanda's two training runs.
+HUB_SAE_VERSIONS = {"gelu-1l/run1": 25, "gelu-1l/run2": 47}
+HUB_SAE_KEYS = ("W_enc", "W_dec", "b_enc", "b_dec")
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What `"auto"` resolved to ("gelu-1l" or "mini") and why, in one printable line."""
+
+    model: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"auto: using {self.model} ({self.reason})"
+
+
+_auto_choice: AutoChoice | None = None
+
+
+def resolve_auto(refresh: bool = False, timeout: float = PROBE_TIMEOUT_S) -> AutoChoice:
+    """Decide once per session what "auto" means, so `load_model` and `load_sae` always pair.
+
+    gelu-1l when the hub answers within `timeout` seconds, else mini; offline mode is switched on
+    for the mini path so nothing later waits on the network.
+    """
+    global _auto_choice
+    if _auto_choice is not None and not refresh:
+        return _auto_choice
+    online, why = use_network(timeout)
+    _auto_choice = AutoChoice("gelu-1l" if online else "mini", why)
+    return _auto_choice
+
+
+def _check_name(name: str, valid: tuple[str, ...], what: str) -> None:
+    if name not in valid:
+        raise ValueError(f"expected {what} name in {list(valid)}, got {name!r}")
+
+
+def _load_gelu_1l(device: torch.device):
+    from transformer_lens import HookedTransformer
+
+    online, why = use_network()
+    if not online:
+        # TransformerLens lists the repo's files before reading its cache, so gelu-1l cannot load
+        # offline even when its weights are cached.
+        raise HubUnavailableError(f"gelu-1l needs the hub ({why}); use load_model('mini') offline")
+    try:
+        return HookedTransformer.from_pretrained("gelu-1l", device=str(device))
+    except OSError as err:
+        raise HubUnavailableError(
+            f"gelu-1l could not be loaded from the hub ({type(err).__name__}: {err}); "
+            "it needs a network connection; use load_model('mini') offline"
+        ) from err
+
+
+def load_model(name: str = "auto", device: str | torch.device | None = None):
+    """A TransformerLens `HookedTransformer` with its tokenizer: "mini", "gelu-1l" or "auto".
+
+    "auto" prints one line saying which model it chose and why (`resolve_auto`); it decides in
+    at most a few seconds and never hangs without a network.
+    """
+    global _auto_choice
+    _check_name(name, MODEL_NAMES, "model")
+    device = get_device() if device is None else torch.device(device)
+    if name == "mini":
+        from tutorial_sae.model import load_mini_model
+
+        return load_mini_model(device=device)
+    if name == "gelu-1l":
+        return _load_gelu_1l(device)
+    choice = resolve_auto()
+    if choice.model == "gelu-1l":
+        try:
+            model = _load_gelu_1l(device)
+        except HubUnavailableError as err:
+            go_offline()
+            _auto_choice = choice = AutoChoice("mini", f"gelu-1l failed to load: {err}")
+        else:
+            print(choice)
+            return model
+    print(choice)
+    return load_model("mini", device)
+
+
+def mini_sae_dir() -> Path:
+    """The package folder holding the shipped mini SAEs, one sub-folder per name."""
+    return Path(__file__).parent / "assets" / "mini" / "saes"
+
+
+def sae_names() -> tuple[str, ...]:
+    """Every name `load_sae` accepts: the shipped mini SAEs, Nanda's two runs and "auto"."""
+    folder = mini_sae_dir()
+    mini = (
+        sorted(p.name for p in folder.iterdir() if (p / "cfg.json").is_file())
+        if folder.is_dir()
+        else []
+    )
+    return (*(f"mini/{n}" for n in mini), *HUB_SAE_VERSIONS, "auto")
+
+
+def _read_hub_cfg(path: Path) -> dict:
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"expected a JSON config in {path}, got: {err}") from err
+    if not isinstance(cfg, dict):
+        raise ValueError(f"expected a JSON object in {path}, got {type(cfg).__name__}")
+    return cfg
+
+
+def _read_hub_weights(path: Path) -> dict[str, Tensor]:
+    """A `torch.save`d dict of tensors, read with weights_only=True: no pickled code ever runs."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    # torch.save writes a zip archive; files from before torch 1.6 are a bare pickle (0x80).
+    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):
+        raise ValueError(f"expected a torch weights file at {path}, got bytes starting {head!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path} holds more than tensors; torch.load(weights_only=True) refused it: {err}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(f"expected a torch weights file at {path}, got: {err}") from err
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"expected a dict of tensors in {path}, got {type(state).__name__}")
+    return state
+
+
+def sae_from_nanda(state: dict[str, Tensor], cfg: dict) -> SAE:
+    """Our SAE holding Nanda's run weights unchanged (W_enc [d_mlp, d_sae], W_dec [d_sae, d_mlp]).
+
+    His L1 term is l1_coeff * sum over batch and features of |f| (batch 4096); ours is the mean
+    over the batch, so the equivalent coefficient is l1_coeff * batch_size (3e-4 -> 1.23). run1
+    skipped the decoder renormalisation (DESIGN.md), so its W_dec rows are close to, not exactly,
+    unit norm: they are kept as trained.
+    """
+    missing = [k for k in HUB_SAE_KEYS if k not in state]
+    extra = sorted(set(state) - set(HUB_SAE_KEYS))
+    if missing or extra:
+        raise ValueError(f"expected tensors {list(HUB_SAE_KEYS)}, missing {missing}, extra {extra}")
+    if state["W_enc"].ndim != 2:
+        raise ValueError(
+            f"expected W_enc of shape [d_mlp, d_sae], got {tuple(state['W_enc'].shape)}"
+        )
+    d_in, d_sae = state["W_enc"].shape
+    # Older configs omit some fields; those present must agree with the weights.
+    if "d_mlp" in cfg and cfg["d_mlp"] != d_in:
+        raise ValueError(f"cfg d_mlp={cfg['d_mlp']} but W_enc has shape {(d_in, d_sae)}")
+    if "dict_mult" in cfg and cfg["dict_mult"] * d_in != d_sae:
+        raise ValueError(f"cfg dict_mult={cfg['dict_mult']} but W_enc has shape {(d_in, d_sae)}")
+    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    got = {k: tuple(state[k].shape) for k in HUB_SAE_KEYS}
+    if got != expected:
+        raise ValueError(f"expected shapes {expected}, got {got}")
+    if not all(torch.isfinite(state[k]).all() for k in HUB_SAE_KEYS):
+        raise ValueError("expected finite weights, got NaN or inf")
+    l1 = float(cfg.get("l1_coeff", 0.0)) * int(cfg.get("batch_size", 1))
+    sae = SAE(SAEConfig(d_in=d_in, d_sae=d_sae, l1_coeff=l1, seed=int(cfg.get("seed", 0))))
+    sae.load_state_dict({k: state[k].float() for k in HUB_SAE_KEYS})
+    return sae
+
+
+def load_sae(name: str = "auto", device: str | torch.device | None = None) -> SAE:
+    """An SAE by name: "mini/<run>" (shipped), "gelu-1l/run1" or "/run2" (Nanda's), or "auto".
+
+    "auto" pairs with `load_model("auto")`: gelu-1l/run1 when that chose gelu-1l, else mini/run1.
+    """
+    valid = sae_names()
+    _check_name(name, valid, "SAE")
+    device = get_device() if device is None else torch.device(device)
+    if name == "auto":
+        name = "gelu-1l/run1" if resolve_auto().model == "gelu-1l" else "mini/run1"
+        _check_name(name, valid, "SAE")
+    if name.startswith("mini/"):
+        return SAE.load(mini_sae_dir() / name.removeprefix("mini/"), device=device)
+    version = HUB_SAE_VERSIONS[name]
+    cfg = _read_hub_cfg(download_hub_file(HUB_SAE_REPO, f"{version}_cfg.json"))
+    state = _read_hub_weights(download_hub_file(HUB_SAE_REPO, f"{version}.pt"))
+    return sae_from_nanda(state, cfg).to(device)
+
+
+def load_tokens(
+    model_name: str,
+    split: str = "eval",
+    n_tokens: int = 65_536,
+    seq_len: int = 128,
+    lang: str | None = None,
+    tokenizer=None,
+    seed: int = 0,
+) -> Int[Tensor, "n_seq seq_len"]:
+    """ceil(n_tokens / seq_len) rows of BOS + (seq_len - 1) tokens of the model's own data.
+
+    mini: the offline corpus in the mini model's training mixture (or one `lang`); gelu-1l:
+    NeelNanda/c4-code-20k. Same arguments, same rows; tokenized text is cached on disk. Pass the
+    model's `tokenizer` to skip loading the model just for it.
+    """
+    _check_name(model_name, MODEL_NAMES, "model")
+    if model_name == "auto":
+        model_name = resolve_auto().model
+    if tokenizer is None:
+        tokenizer = load_model(model_name, device="cpu").tokenizer
+    return tokens_for(model_name, tokenizer, split, n_tokens, seq_len, lang, seed)
