@@ -2,8 +2,15 @@
 
 import warnings as _warnings
 
-from tutorial_sae.activations import collect_activations, run_to_hook, stream_activations
+from tutorial_sae.activations import (
+    ActivationStream,
+    TensorBatches,
+    collect_activations,
+    run_to_hook,
+    stream_activations,
+)
 from tutorial_sae.evaluation import SAEMetrics, evaluate_sae
+from tutorial_sae.fast_step import fast_train_step, loss_and_grads
 from tutorial_sae.loading import (
     AutoChoice,
     HubUnavailableError,
@@ -22,9 +29,18 @@ from tutorial_sae.metrics import (
     log10_density,
     mse,
 )
+from tutorial_sae.resample import resample_dead_features
 from tutorial_sae.sae import SAE, SAEConfig, SAELoss, ghost_grad_loss
 from tutorial_sae.synthetic import SparseDataset, feature_recovery, make_sparse_dataset
-from tutorial_sae.train import TrainConfig, TrainLog, TrainResult, train_sae_on, train_step
+from tutorial_sae.train import (
+    NonFiniteLossError,
+    TrainConfig,
+    TrainLog,
+    TrainResult,
+    train_sae,
+    train_sae_on,
+    train_step,
+)
 from tutorial_sae.utils import get_device, set_seed
 
 # TransformerLens 3.x warns about its own deprecation on every model build.

@@ -69,6 +69,85 @@ def collect_activations(
     return torch.cat(chunks)
 
 
+class ActivationStream:
+    """Endless shuffled activation batches through a buffer refilled when half drained.
+
+    Mixing tokens from many sequences matters: neighbouring tokens of one sequence have
+    correlated activations, and an SAE step on them sees a biased batch (Nanda's run1 kept a
+    buffer of 384 batches for this reason). The whole position of the stream (generator state,
+    sequence order, buffer) is exposed by `state_dict` so a training checkpoint can resume it.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokens: Int[Tensor, "n_seq pos"],
+        batch_size: int = 4096,
+        buffer_tokens: int = 65_536,
+        hook: str = DEFAULT_HOOK,
+        model_batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        _check_tokens(tokens)
+        if buffer_tokens < 2 * batch_size:
+            raise ValueError(
+                f"buffer_tokens must be >= 2 * batch_size = {2 * batch_size}, got {buffer_tokens}"
+            )
+        self.model, self.tokens, self.hook = model, tokens, hook
+        self.batch_size, self.buffer_tokens = batch_size, buffer_tokens
+        self.model_batch_size = model_batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(tokens), generator=self.gen)
+        self.position = 0
+        self.buffer = torch.empty(0)
+
+    def _next_tokens(self) -> Tensor:
+        if self.position >= len(self.order):
+            self.order = torch.randperm(len(self.tokens), generator=self.gen)
+            self.position = 0
+        rows = self.order[self.position : self.position + self.model_batch_size]
+        self.position += len(rows)
+        return self.tokens[rows]
+
+    def _refill(self) -> None:
+        parts, n = [self.buffer], len(self.buffer)
+        while n < self.buffer_tokens:
+            act = run_to_hook(self.model, self._next_tokens(), self.hook)
+            parts.append(act.reshape(-1, act.shape[-1]).float().cpu())
+            n += parts[-1].shape[0]
+        buffer = torch.cat([p for p in parts if p.numel()])
+        self.buffer = buffer[torch.randperm(len(buffer), generator=self.gen)]
+
+    def __iter__(self) -> ActivationStream:
+        return self
+
+    def __next__(self) -> Float[Tensor, "batch d"]:
+        if len(self.buffer) < self.buffer_tokens // 2 + self.batch_size:
+            self._refill()
+        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
+        return batch
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Tensors that pin the stream's position (the buffer is copied: it is small to redo)."""
+        return {
+            "gen": self.gen.get_state(),
+            "order": self.order.clone(),
+            "position": torch.tensor(self.position),
+            "buffer": self.buffer.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Continue exactly where the stream that wrote `state` stood."""
+        if len(state["order"]) != len(self.tokens):
+            raise ValueError(
+                f"stream state is for {len(state['order'])} sequences, got {len(self.tokens)}"
+            )
+        self.gen.set_state(state["gen"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])
+        self.buffer = state["buffer"].clone()
+
+
 def stream_activations(
     model,
     tokens: Int[Tensor, "n_seq pos"],
@@ -78,36 +157,46 @@ def stream_activations(
     model_batch_size: int = 32,
     seed: int = 0,
 ) -> Iterator[Float[Tensor, "batch d"]]:
-    """Endless shuffled activation batches through a buffer refilled when half drained.
+    """Endless shuffled activation batches (see `ActivationStream`, which also checkpoints)."""
+    return ActivationStream(model, tokens, batch_size, buffer_tokens, hook, model_batch_size, seed)
 
-    Mixing tokens from many sequences matters: neighbouring tokens of one sequence have
-    correlated activations, and an SAE step on them sees a biased batch (Nanda's run1 kept a
-    buffer of 384 batches for this reason).
-    """
-    _check_tokens(tokens)
-    if buffer_tokens < 2 * batch_size:
-        raise ValueError(
-            f"buffer_tokens must be >= 2 * batch_size = {2 * batch_size}, got {buffer_tokens}"
-        )
-    gen = torch.Generator().manual_seed(seed)
 
-    def token_batches() -> Iterator[Tensor]:
-        while True:
-            order = torch.randperm(len(tokens), generator=gen)
-            for i in range(0, len(order), model_batch_size):
-                yield tokens[order[i : i + model_batch_size]]
+class TensorBatches:
+    """Shuffled minibatches forever from an [n_tokens, d_in] tensor; its position checkpoints."""
 
-    source = token_batches()
-    buffer = torch.empty(0)
-    while True:
-        parts = [buffer]
-        n = len(buffer)
-        while n < buffer_tokens:
-            act = run_to_hook(model, next(source), hook)
-            parts.append(act.reshape(-1, act.shape[-1]).float().cpu())
-            n += parts[-1].shape[0]
-        buffer = torch.cat([p for p in parts if p.numel()])
-        buffer = buffer[torch.randperm(len(buffer), generator=gen)]
-        while len(buffer) >= buffer_tokens // 2 + batch_size:
-            yield buffer[:batch_size]
-            buffer = buffer[batch_size:]
+    def __init__(self, activations: Tensor, batch_size: int, seed: int) -> None:
+        if activations.ndim != 2:
+            raise ValueError(
+                f"activations must have shape [n_tokens, d_in], got {tuple(activations.shape)}"
+            )
+        if activations.shape[0] < batch_size:
+            raise ValueError(
+                f"need at least batch_size={batch_size} activations, got {activations.shape[0]}"
+            )
+        self.activations, self.batch_size = activations, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(activations), generator=self.gen)
+        self.position = 0
+
+    def __iter__(self) -> TensorBatches:
+        return self
+
+    def __next__(self) -> Tensor:
+        if self.position + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.activations), generator=self.gen)
+            self.position = 0
+        rows = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        return self.activations[rows]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            "gen": self.gen.get_state(),
+            "order": self.order.clone(),
+            "position": torch.tensor(self.position),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.gen.set_state(state["gen"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])

@@ -71,7 +71,7 @@ class SAE(nn.Module):
         self.W_dec = nn.Parameter(w_dec)
         # The transpose of the decoder is a good starting encoder: each feature starts by
         # reading the direction it writes (used by SAELens and Anthropic's later recipes).
-        self.W_enc = nn.Parameter(w_dec.T.clone())
+        self.W_enc = nn.Parameter(w_dec.T.contiguous())
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
 
