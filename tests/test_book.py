@@ -28,16 +28,21 @@ def html(tmp_path_factory):
     return out / "_build" / "html"
 
 
-def _chapters():
+def _pages():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     return [entry["file"] for entry in toc["chapters"]]
+
+
+def _chapters():
+    """The numbered chapters (book/NN_slug); the appendix has no exercises or figures."""
+    return [page for page in _pages() if Path(page).name[:2].isdigit()]
 
 
 @pytest.mark.book
 def test_intro_and_every_chapter_page_exist(html):
     assert (html / "index.html").is_file()
     assert (html / "book" / "intro.html").is_file()
-    for page in _chapters():
+    for page in _pages():
         assert (html / f"{page}.html").is_file(), page
 
 
@@ -77,3 +82,11 @@ def test_pages_load_mathjax_from_the_site_when_it_is_vendored(html):
         assert any((html / "_static" / "mathjax").rglob("*.woff"))
     else:
         assert "mathjax@3/es5/tex-mml-chtml.js" in page
+
+
+@pytest.mark.book
+def test_appendix_page_shows_the_provenance_and_model_tables(html):
+    text = (html / "book" / "appendix_data.html").read_text(encoding="utf-8")
+    for expected in ("fortunes", "bigram", "mini/run1", "NeelNanda/sparse_autoencoder"):
+        assert expected in text
+    assert "<table" in text
