@@ -11,15 +11,6 @@ from tutorial_sae.activations import (
 )
 from tutorial_sae.evaluation import SAEMetrics, evaluate_sae
 from tutorial_sae.fast_step import fast_train_step, loss_and_grads
-from tutorial_sae.loading import (
-    AutoChoice,
-    HubUnavailableError,
-    load_model,
-    load_sae,
-    load_tokens,
-    resolve_auto,
-    sae_names,
-)
 from tutorial_sae.metrics import (
     dead_fraction,
     dense_fraction,
@@ -47,3 +38,26 @@ from tutorial_sae.utils import get_device, set_seed
 _warnings.filterwarnings("ignore", category=DeprecationWarning, module="transformer_lens")
 
 __version__ = "0.1.0"
+
+# The loaders import the corpus module; loading them on first use keeps
+# `python -m tutorial_sae.corpus build` from importing the module it is about to run.
+_LAZY = {
+    name: "tutorial_sae.loading"
+    for name in (
+        "AutoChoice",
+        "HubUnavailableError",
+        "load_model",
+        "load_sae",
+        "load_tokens",
+        "resolve_auto",
+        "sae_names",
+    )
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tutorial_sae' has no attribute {name!r}")
