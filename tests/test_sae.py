@@ -70,6 +70,7 @@ def test_ghost_term_only_with_dead_features_and_matches_mse_scale():
     out.ghost.backward()
     assert sae.W_enc.grad[:, :5].abs().sum() > 0, "dead features get a gradient"
     assert sae.W_enc.grad[:, 5:].abs().sum() == 0, "live features get none from the ghost term"
+    assert sae.b_dec.grad is None or sae.b_dec.grad.abs().max() < 1e-6, "b_dec gets none either"
 
 
 def test_ghost_grad_loss_direct_call_is_finite():

@@ -69,14 +69,21 @@ def loss_and_grads(
     grad_pre = torch.ops.aten.threshold_backward.grad_input(grad_f, f, 0.0, grad_input=grad_f)
 
     ghost = torch.zeros((), dtype=mse.dtype, device=x.device)
+    b_dec_pre_grad = None
     if ghost_on:
-        ghost = _ghost_grads(
+        ghost, ghost_pre_sum = _ghost_grads(
             x, x_hat, pre_dead, W_dec, dead_mask, per_token_mse, grad_pre, grad_dec
         )
 
     W_enc.grad = _mm(x_lo.T, grad_pre.to(matmul_dtype))
     b_enc.grad = grad_pre.sum(0)
-    b_dec.grad = grad_out.sum(0) - W_enc @ b_enc.grad
+    if ghost_on:
+        # The ghost term does not reach b_dec (see SAE.loss): leave its part out here.
+        b_dec_pre_grad = b_enc.grad.clone()
+        b_dec_pre_grad[dead_mask] -= ghost_pre_sum
+    b_dec.grad = grad_out.sum(0) - W_enc @ (
+        b_enc.grad if b_dec_pre_grad is None else b_dec_pre_grad
+    )
     W_dec.grad = grad_dec
     return SAELoss(mse + l1 + ghost, mse, l1, ghost, f, x_hat)
 
@@ -90,8 +97,9 @@ def _ghost_grads(
     per_token_mse: Tensor,
     grad_pre: Tensor,
     grad_dec: Tensor,
-) -> Tensor:
-    """The ghost-grad loss; adds its gradients to `grad_pre` and `grad_dec` in place.
+) -> tuple[Tensor, Tensor]:
+    """The ghost-grad loss; adds its gradients to `grad_pre` and `grad_dec` in place and also
+    returns the ghost part of dL/dpre summed over the batch (kept away from b_dec).
 
     Only the path through exp(pre_dead) and W_dec[dead] carries gradient: the residual, the
     output scale and the rescale factor are all detached in `ghost_grad_loss`.
@@ -107,8 +115,9 @@ def _ghost_grads(
     rescale = per_token_mse / (ghost_mse + 1e-6)
     grad_raw = diff * (2.0 * rescale * scale / batch)[:, None]
     grad_dec[dead_mask] += exp_pre.T @ grad_raw
-    grad_pre[:, dead_mask] += (grad_raw @ w_dead.T) * exp_pre
-    return (rescale * ghost_mse).mean()
+    ghost_grad_pre = (grad_raw @ w_dead.T) * exp_pre
+    grad_pre[:, dead_mask] += ghost_grad_pre
+    return (rescale * ghost_mse).mean(), ghost_grad_pre.sum(0)
 
 
 def fast_train_step(

@@ -119,7 +119,11 @@ class SAE(nn.Module):
                     f"got {dead_mask.dtype} {tuple(dead_mask.shape)}"
                 )
             if dead_mask.any():
-                ghost = ghost_grad_loss(x, x_hat, pre, self.W_dec, dead_mask, per_token_mse)
+                # The ghost term is for dead features only: cut its path into the shared b_dec
+                # (same value; b_dec's gradient through pre cancels). Left in, that gradient moved
+                # every live feature and more than half the dictionary died (chapter 3).
+                ghost_pre = pre + (self.b_dec - self.b_dec.detach()) @ self.W_enc.detach()
+                ghost = ghost_grad_loss(x, x_hat, ghost_pre, self.W_dec, dead_mask, per_token_mse)
         return SAELoss(mse + l1 + ghost, mse, l1, ghost, f, x_hat)
 
     @torch.no_grad()
