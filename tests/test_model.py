@@ -36,13 +36,7 @@ def tiny_train_cfg(**kwargs) -> zoo.MiniTrainConfig:
     return zoo.MiniTrainConfig(**{**defaults, **kwargs})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from threads, and on a loaded machine two threads stall each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ from tutorial_sae.train import NonFiniteLossError, TrainConfig, train_sae, train
 D_IN, D_SAE = 16, 48
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Toy-sized matmuls lose more to thread hand-offs than they gain from a second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
