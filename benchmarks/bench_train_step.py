@@ -23,9 +23,9 @@ import time
 
 import torch
 
-from tutorial_sae.fast_step import fast_train_step
-from tutorial_sae.sae import SAE, SAEConfig
-from tutorial_sae.train import train_step
+from tutorial_sae.core.fast_step import fast_train_step
+from tutorial_sae.core.sae import SAE, SAEConfig
+from tutorial_sae.training.trainer import train_step
 
 SIZES = {"small": (512, 4096), "gelu-1l": (2048, 16384)}
 L1_PER_TOKEN = 1.23  # Nanda's run1 3e-4 summed over a batch of 4096

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tutorial_sae import corpus
-from tutorial_sae import corpus_sources as cs
+from tutorial_sae.build import corpus as corpus_build
+from tutorial_sae.data import corpus
+from tutorial_sae.data import sources as cs
+from tutorial_sae.plots.appendix import provenance_markdown
 
 
 def write_mo(entries: dict[str, str], big_endian: bool = False) -> bytes:
@@ -156,7 +158,7 @@ def test_extract_members_takes_only_matching_files(tmp_path):
             tar.addfile(info, io.BytesIO(b"hi"))
     buffer.seek(0)
     with tarfile.open(fileobj=buffer, mode="r|") as tar:
-        corpus._extract_members(tar, tmp_path, ("*/docs/*.txt", "*.mo"))
+        corpus_build._extract_members(tar, tmp_path, ("*/docs/*.txt", "*.mo"))
     found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert found == ["pkg-1.0/docs/ref/a.txt", "usr/lib/x/ar.mo"]
 
@@ -169,15 +171,15 @@ def test_download_once_reuses_the_file_and_leaves_nothing_after_a_failure(tmp_pa
         (into / "pkg_1.0.deb").write_bytes(b"deb")
 
     folder = tmp_path / "deb" / "pkg=1.0"
-    first = corpus._download_once(folder, "*.deb", download)
-    assert corpus._download_once(folder, "*.deb", download) == first and len(calls) == 1
+    first = corpus_build._download_once(folder, "*.deb", download)
+    assert corpus_build._download_once(folder, "*.deb", download) == first and len(calls) == 1
 
     def broken(into):
         (into / "half.deb").write_bytes(b"de")
         raise RuntimeError("network gone")
 
     with pytest.raises(RuntimeError, match="network gone"):
-        corpus._download_once(tmp_path / "deb" / "other=2", "*.deb", broken)
+        corpus_build._download_once(tmp_path / "deb" / "other=2", "*.deb", broken)
     assert sorted(p.name for p in (tmp_path / "deb").iterdir()) == ["pkg=1.0"]
 
 
@@ -210,9 +212,11 @@ def _fake_sources(tmp_path: Path) -> tuple[cs.Source, ...]:
 @pytest.fixture
 def tiny_corpus(cache, tmp_path, monkeypatch, capsys):
     """A corpus built from in-memory sources, on a machine without apt."""
-    monkeypatch.setattr(corpus, "apt_available", lambda: False)
-    monkeypatch.setattr(corpus, "_unpack", lambda source, downloads, into: (into, "fake", "1.0"))
-    path = corpus.build_corpus(sources=_fake_sources(tmp_path))
+    monkeypatch.setattr(corpus_build, "apt_available", lambda: False)
+    monkeypatch.setattr(
+        corpus_build, "_unpack", lambda source, downloads, into: (into, "fake", "1.0")
+    )
+    path = corpus_build.build_corpus(sources=_fake_sources(tmp_path))
     return path, capsys.readouterr().out
 
 
@@ -244,17 +248,19 @@ def test_second_build_reuses_the_corpus(tiny_corpus, monkeypatch, capsys):
     def fail(*args):
         raise AssertionError("a built corpus must not be rebuilt")
 
-    monkeypatch.setattr(corpus, "_add_source", fail)
-    assert corpus.build_corpus() == tiny_corpus[0]
+    monkeypatch.setattr(corpus_build, "_add_source", fail)
+    assert corpus_build.build_corpus() == tiny_corpus[0]
     assert "already built" in capsys.readouterr().out
 
 
 def test_build_without_a_language_fails_and_leaves_no_corpus(cache, monkeypatch):
-    monkeypatch.setattr(corpus, "apt_available", lambda: True)
-    monkeypatch.setattr(corpus, "_unpack", lambda source, downloads, into: (into, "fake", "1.0"))
+    monkeypatch.setattr(corpus_build, "apt_available", lambda: True)
+    monkeypatch.setattr(
+        corpus_build, "_unpack", lambda source, downloads, into: (into, "fake", "1.0")
+    )
     only_en = cs.Source("fake-en", "en", "sdist", (("f", "1"),), "CC0", lambda root: [("a", "b")])
     with pytest.raises(RuntimeError, match=r"no source of \['code', 'zh', 'ar'\]"):
-        corpus.build_corpus(sources=(only_en,))
+        corpus_build.build_corpus(sources=(only_en,))
     assert not corpus.is_built()
 
 
@@ -267,9 +273,9 @@ def test_load_texts_rejects_unknown_split_and_language(tiny_corpus):
 
 def test_missing_corpus_says_how_to_build_it(cache):
     assert not corpus.is_built()
-    with pytest.raises(FileNotFoundError, match="python -m tutorial_sae.corpus build"):
+    with pytest.raises(FileNotFoundError, match="python -m tutorial_sae.build.corpus build"):
         corpus.load_texts("train", "en")
-    with pytest.raises(FileNotFoundError, match="python -m tutorial_sae.corpus build"):
+    with pytest.raises(FileNotFoundError, match="python -m tutorial_sae.build.corpus build"):
         corpus.provenance()
 
 
@@ -280,7 +286,7 @@ def test_provenance_markdown_renders_one_row_per_source():
     ]
     for row in rows:
         row.update(licence="MIT", documents=3)
-    table = corpus.provenance_markdown(rows).splitlines()
+    table = provenance_markdown(rows).splitlines()
     assert table[0] == "| Source | Package | Version | Language | MB | Documents | Licence |"
     assert len(table) == 4 and table[3].startswith("| b | q\\|r | 2 | zh | 0.25 | 3 |")
 
@@ -294,4 +300,4 @@ def test_built_corpus_has_train_and_eval_text_in_every_language():
         assert train_mb > 1.0, f"{lang}: only {train_mb:.2f} MB of training text"
         assert 0.02 < eval_mb / (train_mb + eval_mb) < 0.12, f"{lang}: eval {eval_mb:.2f} MB"
     assert {row["language"] for row in corpus.provenance()} == set(corpus.LANGUAGES)
-    assert "| Source |" in corpus.provenance_markdown()
+    assert "| Source |" in provenance_markdown()

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from tutorial_sae.decoder_norms import SafeguardConfig, VariantSAE, train_tracing_norms
-from tutorial_sae.sae import SAE, SAEConfig
-from tutorial_sae.synthetic import make_sparse_dataset
+from tutorial_sae.core.decoder_norms import SafeguardConfig, VariantSAE, train_tracing_norms
+from tutorial_sae.core.sae import SAE, SAEConfig
+from tutorial_sae.core.synthetic import make_sparse_dataset
 
 CFG = SAEConfig(d_in=16, d_sae=32, l1_coeff=0.1, seed=0)
 NONE = SafeguardConfig(weighted_l1=False, project_grad=False, renormalise=False)

@@ -1,13 +1,14 @@
 """evaluate_sae: exact reconstructions recover all the loss, zero or mean outputs none, and the
-streamed metrics equal tutorial_sae.metrics on all the activations at once."""
+streamed metrics equal tutorial_sae.core.metrics on all the activations at once."""
 
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from tutorial_sae import collect_activations, metrics
-from tutorial_sae.evaluation import evaluate_sae
-from tutorial_sae.sae import SAE, SAEConfig
+from tutorial_sae import collect_activations
+from tutorial_sae.analysis.evaluation import evaluate_sae
+from tutorial_sae.core import metrics
+from tutorial_sae.core.sae import SAE, SAEConfig
 
 D_MLP = 16
 

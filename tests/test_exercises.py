@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from tutorial_sae.core.math_toys import Norms, gelu_exact, gelu_tanh, norms, soft_threshold
+from tutorial_sae.core.sae import SAE, SAEConfig
 from tutorial_sae.exercises import (
     CheckResult,
     check_encode,
@@ -12,8 +14,6 @@ from tutorial_sae.exercises import (
     check_sae_loss,
     check_soft_threshold,
 )
-from tutorial_sae.math_toys import Norms, gelu_exact, gelu_tanh, norms, soft_threshold
-from tutorial_sae.sae import SAE, SAEConfig
 
 
 def _sae(W_enc, b_enc, W_dec, b_dec, l1_coeff=1.0):

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
+from tutorial_sae.core.sae import ghost_grad_loss
 from tutorial_sae.exercises import (
     check_ce_loss_recovered,
     check_dead_feature_mask,
     check_ghost_grad_loss,
 )
-from tutorial_sae.sae import ghost_grad_loss
 
 
 def dead_mask_ref(steps_since_fired, feature_acts, dead_window):

@@ -14,10 +14,12 @@ import pytest
 import torch
 from huggingface_hub import constants
 
-from tutorial_sae import hub, loading, token_data
-from tutorial_sae.model import MiniModelConfig, build_model, make_tokenizer, save_model
-from tutorial_sae.sae import SAE, SAEConfig
-from tutorial_sae.zoo import TokenizerConfig, train_tokenizer
+from tutorial_sae.build.mini_model import TokenizerConfig, train_tokenizer
+from tutorial_sae.core.sae import SAE, SAEConfig
+from tutorial_sae.data import hub
+from tutorial_sae.data import tokens as token_data
+from tutorial_sae.models import loading
+from tutorial_sae.models.mini import MiniModelConfig, build_model, make_tokenizer, save_model
 
 # Nanda's training config as saved next to each checkpoint (default_cfg of his
 # 1L-Sparse-Autoencoder utils.py plus the derived buffer fields).
@@ -280,7 +282,7 @@ def mini_assets(tmp_path, monkeypatch, tokenizer):
     save_model(build_model(cfg, tokenizer), cfg, tmp_path / "mini")
     for name, d_sae in (("run1", 128), ("32x", 2048)):
         SAE(SAEConfig(d_in=cfg.d_mlp, d_sae=d_sae)).save(tmp_path / "mini" / "saes" / name)
-    monkeypatch.setattr("tutorial_sae.model.assets_dir", lambda: tmp_path / "mini")
+    monkeypatch.setattr("tutorial_sae.models.mini.assets_dir", lambda: tmp_path / "mini")
     monkeypatch.setattr(loading, "mini_sae_dir", lambda: tmp_path / "mini" / "saes")
     return cfg
 
@@ -302,7 +304,7 @@ def test_mini_sae_names_come_from_the_asset_folders(mini_assets):
 
 
 def write_corpus(cache: Path, n_docs: int = 40):
-    from tutorial_sae import corpus
+    from tutorial_sae.data import corpus
 
     docs = {
         "en": "the cat sat on the mat and the dog ran far away {} ",

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tutorial_sae.math_toys import (
+from tutorial_sae.core.math_toys import (
     ToyConfig,
     gelu_exact,
     gelu_grad,

@@ -4,12 +4,14 @@ import pytest
 import torch
 
 from tutorial_sae import (
+    DensityHistogram,
     dead_fraction,
     dense_fraction,
+    density_histogram,
     explained_variance,
     feature_density,
+    firing_counts,
     l0,
-    log10_density,
     mse,
 )
 
@@ -41,7 +43,7 @@ def test_density_dead_and_dense_fractions():
     assert dead_fraction(f) == pytest.approx(0.25)
     assert dead_fraction(density) == pytest.approx(0.25)
     assert dense_fraction(f) == pytest.approx(0.5)
-    assert log10_density(density)[3] == pytest.approx(-10.0)
+    assert firing_counts(f).tolist() == [10, 1, 5, 0]
 
 
 def test_metric_inputs_are_checked():
@@ -51,3 +53,23 @@ def test_metric_inputs_are_checked():
         explained_variance(torch.zeros(1, 3), torch.zeros(1, 3))
     with pytest.raises(ValueError, match="at least one token"):
         feature_density(torch.zeros(0, 3))
+
+
+def test_density_histogram_counts_every_feature_once():
+    counts = torch.tensor([0, 0, 1, 100, 20_000, 100_000])
+    h = density_histogram(counts, n_tokens=100_000, bins=10)
+    assert h.dead == 2 and h.n_features == 6
+    assert sum(h.counts) == 4
+    assert h.counts[0] == 1 and h.counts[-1] == 1  # one firing in 100k lands in the first bin
+    assert h.edges[0] == -5.0 and h.edges[-1] == 0.0 and len(h.edges) == 11
+
+
+def test_density_histogram_rejects_bad_input():
+    with pytest.raises(ValueError, match="1-D integer firing counts"):
+        density_histogram(torch.zeros(2, 3, dtype=torch.int64), n_tokens=10)
+    with pytest.raises(ValueError, match="1-D integer firing counts"):
+        density_histogram(torch.tensor([0.5, 0.1]), n_tokens=10)
+    with pytest.raises(ValueError, match="largest count 11"):
+        density_histogram(torch.tensor([11, 0]), n_tokens=10)
+    with pytest.raises(ValueError, match="len\\(edges\\) == len\\(counts\\) \\+ 1"):
+        DensityHistogram([0.0, 1.0], [1, 2], dead=0, n_tokens=5)

@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
-from tutorial_sae import corpus, quality, zoo
-from tutorial_sae.model import (
+from tutorial_sae.analysis import quality
+from tutorial_sae.build import mini_model as zoo
+from tutorial_sae.data import corpus
+from tutorial_sae.models.mini import (
     MiniModelConfig,
     assets_dir,
     build_model,

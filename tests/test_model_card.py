@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tutorial_sae import model_card
+from tutorial_sae.plots import appendix as model_card
 
 
 def test_tables_of_the_shipped_model_cover_every_language():
@@ -41,7 +41,7 @@ def test_sae_table_reads_each_metrics_file(tmp_path):
 
 
 def test_missing_or_broken_files_say_how_to_rebuild(tmp_path):
-    with pytest.raises(FileNotFoundError, match="sae_zoo build"):
+    with pytest.raises(FileNotFoundError, match="build.saes build"):
         model_card.quality_markdown(tmp_path)
     with pytest.raises(FileNotFoundError, match="no SAE metrics"):
         model_card.saes_markdown(tmp_path)

@@ -7,23 +7,22 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tutorial_sae.model import MiniModelConfig, build_model
-from tutorial_sae.sae import SAEConfig
-from tutorial_sae.sweep import (
+from tutorial_sae.analysis.sweeps import (
     DEAD_FILE,
     SWEEP_FILE,
-    DensityHistogram,
     L1Sweep,
     SweepPoint,
     default_path,
-    density_histogram,
     load_dead_feature_comparison,
     load_l1_sweep,
     run_dead_feature_comparison,
     run_l1_sweep,
     save_json,
 )
-from tutorial_sae.train import TrainConfig
+from tutorial_sae.core.metrics import DensityHistogram
+from tutorial_sae.core.sae import SAEConfig
+from tutorial_sae.models.mini import MiniModelConfig, build_model
+from tutorial_sae.training.trainer import TrainConfig
 
 
 def fake_sweep(n: int = 5) -> L1Sweep:
@@ -58,19 +57,6 @@ def tiny():
         seed=3,
     )
     return model, train, held_out, base
-
-
-def test_density_histogram_counts_every_feature_once():
-    density = torch.tensor([0.0, 0.0, 1e-5, 1e-3, 0.2, 1.0])
-    h = density_histogram(density, n_tokens=100_000, bins=10)
-    assert h.dead == 2
-    assert sum(h.counts) == 4
-    assert h.edges[0] == -5.0 and h.edges[-1] == 0.0 and len(h.edges) == 11
-
-
-def test_density_histogram_rejects_a_2d_density():
-    with pytest.raises(ValueError, match="1-D density"):
-        density_histogram(torch.zeros(2, 3), n_tokens=10)
 
 
 def test_sweep_json_round_trips(tmp_path):
@@ -112,7 +98,7 @@ def test_sweep_loader_rejects_a_file_that_is_not_json(tmp_path):
 
 
 def test_sweep_loader_says_how_to_build_a_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m tutorial_sae.sweep build"):
+    with pytest.raises(FileNotFoundError, match="python -m tutorial_sae.build.sweeps build"):
         load_l1_sweep(tmp_path / "absent.json")
 
 

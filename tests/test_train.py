@@ -7,12 +7,18 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from tutorial_sae.checkpoint import load_checkpoint
-from tutorial_sae.fast_step import fast_train_step, loss_and_grads
-from tutorial_sae.resample import resample_dead_features
-from tutorial_sae.sae import SAE, SAEConfig
-from tutorial_sae.synthetic import make_sparse_dataset
-from tutorial_sae.train import NonFiniteLossError, TrainConfig, train_sae, train_sae_on, train_step
+from tutorial_sae.core.fast_step import fast_train_step, loss_and_grads
+from tutorial_sae.core.sae import SAE, SAEConfig
+from tutorial_sae.core.synthetic import make_sparse_dataset
+from tutorial_sae.training.checkpoint import load_checkpoint
+from tutorial_sae.training.resample import resample_dead_features
+from tutorial_sae.training.trainer import (
+    NonFiniteLossError,
+    TrainConfig,
+    train_sae,
+    train_sae_on,
+    train_step,
+)
 
 D_IN, D_SAE = 16, 48
 

@@ -7,15 +7,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from tutorial_sae.sweep import (
+from tutorial_sae.analysis.sweeps import (
     DeadFeatureComparison,
     DensityHistogram,
     L1Sweep,
     MethodRun,
     SweepPoint,
 )
-from tutorial_sae.train import TrainLog
-from tutorial_sae.training_plots import (
+from tutorial_sae.plots.training import (
     comparison_table,
     l1_widget,
     metrics_side_by_side,
@@ -25,6 +24,7 @@ from tutorial_sae.training_plots import (
     plot_training_log,
     sweep_table,
 )
+from tutorial_sae.training.trainer import TrainLog
 
 
 def fake_log(ghost: bool = True) -> dict:
@@ -113,7 +113,7 @@ def test_tables_have_a_row_per_run_and_mark_the_chosen_value():
 
 
 def test_widget_slider_offers_every_l1_value_and_redraws(monkeypatch):
-    import tutorial_sae.training_plots as tp
+    import tutorial_sae.plots.training as tp
 
     drawn = []
 

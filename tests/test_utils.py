@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tutorial_sae import get_device, set_seed
-from tutorial_sae.utils import atomic_write_bytes
+from tutorial_sae.paths import atomic_write_bytes
 
 
 def test_get_device_returns_an_available_device():

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tutorial_sae.core.math_toys import Norms, gelu_exact, gelu_tanh, norms, soft_threshold
 from tutorial_sae.exercises.runner import CheckResult, Mistake, compare_tensors, run_check
-from tutorial_sae.math_toys import Norms, gelu_exact, gelu_tanh, norms, soft_threshold
 
 
 def _gelu_cases(seed: int) -> list[dict[str, Any]]:

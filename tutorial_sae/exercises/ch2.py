@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tutorial_sae.core.sae import SAE, SAEConfig
 from tutorial_sae.exercises.runner import CheckResult, Mistake, run_check
-from tutorial_sae.sae import SAE, SAEConfig
 
 
 def _make_sae(d_in: int, d_sae: int, l1_coeff: float, seed: int) -> SAE:

@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tutorial_sae.core.sae import ghost_grad_loss
 from tutorial_sae.exercises.runner import CheckResult, Mistake, compare_tensors, run_check
-from tutorial_sae.sae import ghost_grad_loss
 
 
 def _dead_mask_ref(steps_since_fired: Tensor, feature_acts: Tensor, dead_window: int) -> Tensor:
-    # The update of tutorial_sae.train._train: reset on any firing in the batch, else count up.
+    # The update of tutorial_sae.training.trainer._train: reset on any firing in the batch, else count up.
     fired = (feature_acts > 0).any(0)
     updated = torch.where(fired, 0, steps_since_fired + 1)
     return updated >= dead_window
@@ -213,7 +213,7 @@ def check_ghost_grad_loss(student_fn: Callable[..., Tensor], seed: int = 0) -> C
 
 
 def _recovered_ref(clean: Tensor, reconstructed: Tensor, zero_ablated: Tensor) -> Tensor:
-    # SAEMetrics.ce_loss_recovered's definition (tutorial_sae.evaluation).
+    # SAEMetrics.ce_loss_recovered's definition (tutorial_sae.analysis.evaluation).
     return (zero_ablated - reconstructed) / (zero_ablated - clean)
 
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from tutorial_sae.metrics import DENSE_THRESHOLD
-from tutorial_sae.sweep import DeadFeatureComparison, L1Sweep, SweepPoint
-from tutorial_sae.train import TrainLog
+from tutorial_sae.analysis.sweeps import DeadFeatureComparison, L1Sweep, SweepPoint
+from tutorial_sae.core.metrics import DENSE_THRESHOLD
 
-Log = TrainLog | Mapping[str, Sequence[float]]
+
+class _LogRecords(Protocol):
+    """What the figures read from a `training.TrainLog`: one list per logged quantity."""
+
+    step: Sequence[float]
+
+
+# A TrainLog, or its lists keyed by name (as in the precomputed JSON files).
+Log = _LogRecords | Mapping[str, Sequence[float]]
 # Plain numbers (50, 200) on log axes instead of matplotlib's 5 x 10^1.
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 

@@ -1,4 +1,4 @@
-"""Train and ship the mini model's SAEs: `python -m tutorial_sae.sae_zoo build` (chapters 3-4).
+"""Train and ship the mini model's SAEs: `python -m tutorial_sae.build.saes build` (chapters 3-4).
 
 Three SAEs on `blocks.0.mlp.hook_post`: `run1` (8x expansion, the mini run1 of chapter 3) and
 `x2`, `x4` (2x and 4x) for feature splitting in chapter 4. Each is seeded and checkpointed in the
@@ -20,45 +20,18 @@ from pathlib import Path
 
 import torch
 
-from tutorial_sae import corpus
-from tutorial_sae.evaluation import evaluate_sae
-from tutorial_sae.loading import load_tokens
-from tutorial_sae.metrics import feature_density, log10_density
-from tutorial_sae.model import assets_dir, load_mini_model
-from tutorial_sae.sae import SAE, SAEConfig
-from tutorial_sae.train import TrainConfig, TrainResult, train_sae
-from tutorial_sae.utils import atomic_write_bytes
+from tutorial_sae.analysis.evaluation import evaluate_sae
+from tutorial_sae.core.sae import SAE
+from tutorial_sae.models.loading import load_tokens
+from tutorial_sae.models.mini import load_mini_model
+from tutorial_sae.paths import atomic_write_json, cache_root, mini_sae_dir
+from tutorial_sae.training.presets import MINI_SAES
+from tutorial_sae.training.trainer import TrainResult, train_sae
 
-D_MLP = 512
+BUILD_COMMAND = "python -m tutorial_sae.build.saes build"
 # The Arabic share (15%) of the mixture caps this near 3.9M tokens of the train split.
 TRAIN_TOKENS = 3_000_000
 EVAL_TOKENS = 65_536
-# run1 mirrors Nanda's run1 (seed 49, batch 4096, Adam (0.9, 0.99), 8x, resampling); lr, step
-# count and windows are scaled to a CPU budget of about ten minutes per SAE.
-RUN1 = TrainConfig(
-    sae=SAEConfig(d_in=D_MLP, d_sae=8 * D_MLP, l1_coeff=1.3, seed=49),
-    n_steps=1_000,
-    batch_size=2048,
-    lr=1e-3,
-    dead_features="resample",
-    dead_window=250,
-    resample_every=250,
-    resample_stop=750,
-    matmul_dtype="bfloat16",
-    buffer_batches=16,
-    checkpoint_every=200,
-    seed=49,
-)
-MINI_SAES: dict[str, TrainConfig] = {
-    "run1": RUN1,
-    "x4": replace(RUN1, sae=replace(RUN1.sae, d_sae=4 * D_MLP)),
-    "x2": replace(RUN1, sae=replace(RUN1.sae, d_sae=2 * D_MLP)),
-}
-
-
-def saes_dir() -> Path:
-    """Where the shipped mini SAEs live: one folder per name (read by `loading.load_sae`)."""
-    return assets_dir() / "saes"
 
 
 def model_fingerprint(model) -> str:
@@ -72,7 +45,7 @@ def model_fingerprint(model) -> str:
 
 def work_dir(name: str, model) -> Path:
     """Cache folder for one SAE's checkpoints on this model (never inside the repository)."""
-    return corpus.cache_root() / "sae-build" / f"{model_fingerprint(model)}-{name}"
+    return cache_root() / "sae-build" / f"{model_fingerprint(model)}-{name}"
 
 
 def save_fp16(sae: SAE, folder: Path) -> Path:
@@ -80,28 +53,9 @@ def save_fp16(sae: SAE, folder: Path) -> Path:
     small = copy.deepcopy(sae).to("cpu", torch.float16)
     small.save(folder)
     for name in os.listdir(folder):
-        # Temporary files are created owner-only; shipped assets must be readable by everyone.
+        # SAE.save writes owner-only temporary files; shipped assets must be readable by all.
         os.chmod(folder / name, 0o644)
     return folder
-
-
-def density_histogram(
-    density: torch.Tensor, bins: int = 24, low: float = -10.0
-) -> dict[str, list[float]]:
-    """Counts of log10 feature density in equal bins from `low` (dead) to 0."""
-    log_d = log10_density(density).clamp(low, 0).double()
-    counts = torch.histc(log_d, bins=bins, min=low, max=0.0)
-    edges = torch.linspace(low, 0.0, bins + 1)
-    return {"edges": edges.tolist(), "counts": counts.tolist()}
-
-
-@torch.no_grad()
-def eval_density(model, sae: SAE, tokens: torch.Tensor, hook: str) -> torch.Tensor:
-    """Firing frequency of every feature over `tokens` at `hook`."""
-    from tutorial_sae.activations import collect_activations
-
-    acts = collect_activations(model, tokens, hook, progress=False)
-    return feature_density(sae.encode(acts.reshape(-1, acts.shape[-1]).to(sae.W_enc.device)))
 
 
 def build_one(
@@ -122,23 +76,46 @@ def build_one(
     )
     folder = save_fp16(result.sae, out_dir / name)
     shipped = SAE.load(folder)
-    scores = evaluate_sae(model, shipped, eval_tokens, cfg.hook, progress=False)
-    density = eval_density(model, shipped, eval_tokens, cfg.hook)
     metrics = {
         "name": f"mini/{name}",
         "train_seconds": round(result.seconds, 1),
         "train_tokens": result.n_tokens,
         "tokens_per_second": round(result.tokens_per_second),
         "torch_threads": torch.get_num_threads(),
-        "eval": scores.as_dict(),
-        "log10_density_histogram": density_histogram(density),
+        **eval_metrics(model, shipped, eval_tokens, cfg.hook),
         "final_train_log": {k: v[-1] for k, v in asdict(result.log).items() if v},
         "train_config": json.loads(json.dumps(asdict(cfg))),
-        "build": "python -m tutorial_sae.sae_zoo build",
+        "build": BUILD_COMMAND,
     }
-    atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
-    os.chmod(folder / "metrics.json", 0o644)
+    atomic_write_json(folder / "metrics.json", metrics, mode=0o644)
     return metrics
+
+
+def eval_metrics(model, sae: SAE, eval_tokens: torch.Tensor, hook: str) -> dict:
+    """The held-out part of metrics.json: `evaluate_sae`'s scores and density histogram."""
+    scores = evaluate_sae(model, sae, eval_tokens, hook, progress=False)
+    return {"eval": scores.as_dict(), "density_histogram": asdict(scores.density_histogram())}
+
+
+def refresh_metrics(names: list[str], model_folder: Path | None = None) -> None:
+    """Re-evaluate the shipped SAEs and rewrite only the held-out part of their metrics.json."""
+    model = load_mini_model("cpu", model_folder)
+    eval_tokens = load_tokens("mini", "eval", EVAL_TOKENS, tokenizer=model.tokenizer)
+    for name in names:
+        folder = mini_sae_dir() / name
+        path = folder / "metrics.json"
+        old = json.loads(path.read_text(encoding="utf-8"))
+        fresh = eval_metrics(model, SAE.load(folder), eval_tokens, MINI_SAES[name].hook)
+        kept = {k: v for k, v in old.items() if k not in ("eval", "log10_density_histogram")}
+        kept["build"] = BUILD_COMMAND
+        metrics = {**kept, **fresh}
+        atomic_write_json(path, metrics, mode=0o644)
+        e = fresh["eval"]
+        print(
+            f"mini/{name}: L0 {e['l0']:.1f}, CE recovered {e['ce_loss_recovered']:.1%} "
+            f"(mean ablation {e['ce_loss_recovered_mean_ablation']:.1%}), dead "
+            f"{fresh['density_histogram']['dead']} -> {path}"
+        )
 
 
 def build(
@@ -153,7 +130,7 @@ def build(
     model = load_mini_model("cpu", model_folder)
     tokens = load_tokens("mini", "train", train_tokens, tokenizer=model.tokenizer)
     eval_tokens = load_tokens("mini", "eval", EVAL_TOKENS, tokenizer=model.tokenizer)
-    out_dir = saes_dir() if out_dir is None else out_dir
+    out_dir = mini_sae_dir() if out_dir is None else out_dir
     results = {}
     for name in names:
         start = time.perf_counter()
@@ -171,7 +148,7 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tutorial_sae.sae_zoo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tutorial_sae.build.saes", description=__doc__)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     commands = parser.add_subparsers(dest="command", required=True)
     cmd = commands.add_parser("build", help="train the mini SAEs and write them to the package")
@@ -181,9 +158,15 @@ def main(argv: list[str] | None = None) -> None:
     cmd.add_argument("--out", type=Path, default=None, help="folder for the SAE folders")
     cmd.add_argument("--train-tokens", type=int, default=TRAIN_TOKENS)
     cmd.add_argument("--steps", type=int, default=None, help="override the configs' n_steps")
+    refresh = commands.add_parser("metrics", help="re-evaluate the shipped SAEs' metrics.json")
+    refresh.add_argument("--only", nargs="+", choices=sorted(MINI_SAES), default=list(MINI_SAES))
+    refresh.add_argument("--model-folder", type=Path, default=None, help="mini model to use")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    build(args.only, args.resume, args.model_folder, args.out, args.train_tokens, args.steps)
+    if args.command == "metrics":
+        refresh_metrics(args.only, args.model_folder)
+    else:
+        build(args.only, args.resume, args.model_folder, args.out, args.train_tokens, args.steps)
 
 
 if __name__ == "__main__":

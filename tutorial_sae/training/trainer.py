@@ -14,8 +14,11 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from tutorial_sae.activations import DEFAULT_HOOK, ActivationStream, TensorBatches
-from tutorial_sae.checkpoint import (
+from tutorial_sae.core.fast_step import fast_train_step
+from tutorial_sae.core.metrics import explained_variance, l0
+from tutorial_sae.core.sae import SAE, SAEConfig, SAELoss, train_step
+from tutorial_sae.data.activations import DEFAULT_HOOK, ActivationStream, TensorBatches
+from tutorial_sae.training.checkpoint import (
     Checkpoint,
     checkpoint_path,
     load_checkpoint,
@@ -23,10 +26,7 @@ from tutorial_sae.checkpoint import (
     optimizer_tensors,
     save_checkpoint,
 )
-from tutorial_sae.fast_step import fast_train_step
-from tutorial_sae.metrics import explained_variance, l0
-from tutorial_sae.resample import resample_dead_features
-from tutorial_sae.sae import SAE, SAEConfig, SAELoss
+from tutorial_sae.training.resample import resample_dead_features
 from tutorial_sae.utils import get_device, set_seed
 
 DeadFeatureMethod = Literal["ghost", "resample", "none"]
@@ -150,19 +150,6 @@ class TrainResult:
 
 class NonFiniteLossError(FloatingPointError):
     """Training stopped because the loss became NaN or infinite."""
-
-
-def train_step(
-    sae: SAE, optimizer: torch.optim.Optimizer, x: Tensor, dead_mask: Tensor | None
-) -> SAELoss:
-    """One plain autograd step: loss, backward, keep decoder norms fixed, update, renormalise."""
-    out = sae.loss(x, dead_mask=dead_mask)
-    optimizer.zero_grad(set_to_none=True)
-    out.total.backward()
-    sae.remove_parallel_decoder_grad()
-    optimizer.step()
-    sae.normalize_decoder()
-    return out
 
 
 def train_sae_on(

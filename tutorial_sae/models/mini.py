@@ -5,19 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from tokenizers import Tokenizer
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformers import PreTrainedTokenizerFast
 
-from tutorial_sae.utils import atomic_write_bytes, get_device
+from tutorial_sae.paths import assets_dir, atomic_write_bytes, atomic_write_json
+from tutorial_sae.utils import get_device
 
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|eos|>"
@@ -25,11 +25,6 @@ PAD_TOKEN = "<|pad|>"
 SPECIAL_TOKENS = (BOS_TOKEN, EOS_TOKEN, PAD_TOKEN)
 TOKENIZER_NAME = "tutorial_sae/mini"
 ASSET_FILES = ("tokenizer.json", "model.safetensors", "config.json")
-
-
-def assets_dir() -> Path:
-    """The folder inside the package that holds the shipped mini model."""
-    return Path(__file__).parent / "assets" / "mini"
 
 
 @dataclass(frozen=True)
@@ -146,7 +141,7 @@ def build_model(
 def _fail(folder: Path, problem: str) -> FileNotFoundError:
     return FileNotFoundError(
         f"mini model assets in {folder} are unusable ({problem}); rebuild them with "
-        "`python -m tutorial_sae.zoo all`"
+        "`python -m tutorial_sae.build.mini_model all`"
     )
 
 
@@ -196,24 +191,14 @@ def save_model(
     # The backend tokenizer carries the BOS post-processor; make_tokenizer adds it again.
     raw = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
     raw.post_processor = None
-    atomic_write_bytes(folder / "tokenizer.json", raw.to_str().encode("utf-8"))
+    atomic_write_bytes(folder / "tokenizer.json", raw.to_str().encode("utf-8"), mode=0o644)
     # fp16 halves the shipped size; the loss change is far below the eval noise (tests check).
     weights = {
         name: p.detach().to("cpu", torch.float16).contiguous()
         for name, p in model.named_parameters()
     }
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(weights, tmp, metadata={"format": "pt"})
-        os.replace(tmp, folder / "model.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    meta = {"model": cfg.to_dict(), **(extra or {})}
     atomic_write_bytes(
-        folder / "config.json", (json.dumps(meta, indent=1, ensure_ascii=False) + "\n").encode()
+        folder / "model.safetensors", save(weights, metadata={"format": "pt"}), mode=0o644
     )
-    for name in ASSET_FILES:
-        # Temporary files are created owner-only; shipped assets must be readable by everyone.
-        os.chmod(folder / name, 0o644)
+    meta = {"model": cfg.to_dict(), **(extra or {})}
+    atomic_write_json(folder / "config.json", meta, mode=0o644)

@@ -1,4 +1,4 @@
-"""Build, train and evaluate the shipped mini model: `python -m tutorial_sae.zoo` (appendix).
+"""Build, train and evaluate the shipped mini model: `python -m tutorial_sae.build.mini_model` (appendix).
 
 Commands: build-tokenizer, build-model [--resume] [--steps N], eval-model, all. Work files
 (tokenizer, token streams, checkpoints) live in the user cache; only the finished model is
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -25,23 +26,25 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from tutorial_sae import corpus
-from tutorial_sae.model import (
+from tutorial_sae.analysis.quality import (
+    eval_windows,
+    greedy_continuation,
+    model_loss,
+    ngram_losses,
+)
+from tutorial_sae.data import corpus
+from tutorial_sae.data.tokens import MIXTURE
+from tutorial_sae.models.mini import (
     EOS_TOKEN,
     SPECIAL_TOKENS,
     MiniModelConfig,
-    assets_dir,
     build_model,
     load_mini_model,
     make_tokenizer,
     save_model,
 )
-from tutorial_sae.quality import eval_windows, greedy_continuation, model_loss, ngram_losses
-from tutorial_sae.utils import atomic_write_bytes
+from tutorial_sae.paths import assets_dir, atomic_write_bytes, cache_root
 
-# Share of each language in a training batch. English and code dominate gelu-1l's data too;
-# zh and ar get enough to be recognised (chapter 5), ar less because its corpus is small.
-MIXTURE = (("en", 0.3), ("code", 0.3), ("zh", 0.25), ("ar", 0.15))
 # On a shared 2-core machine one thread trained 3.5x faster than two (5.1k vs 1.4k tokens/s,
 # measured back to back under load): two threads wait on each other whenever a core is taken.
 THREADS_HELP = "torch CPU threads (default 1; see the comment on THREADS_HELP)"
@@ -101,7 +104,7 @@ class MiniTrainResult:
 
 def work_dir() -> Path:
     """Cache folder for the tokenizer, token streams and checkpoints (never in the repo)."""
-    return corpus.cache_root() / "mini-build"
+    return cache_root() / "mini-build"
 
 
 def train_tokenizer(texts: dict[str, list[str]], cfg: TokenizerConfig) -> Tokenizer:
@@ -180,10 +183,9 @@ def lr_at(step: int, cfg: MiniTrainConfig) -> float:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash mid-save leaves the previous checkpoint intact
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())  # a crash mid-save keeps the previous one
 
 
 def train_mini_model(
@@ -325,7 +327,7 @@ def cmd_build_tokenizer(cfg: TokenizerConfig) -> Path:
 
 def _streams(tokenizer_path: Path) -> dict[str, Tensor]:
     """Training token streams, cached per (tokenizer, corpus build) so reruns skip tokenizing."""
-    built = (corpus.corpus_dir() / "COMPLETE").read_text().strip()
+    built = corpus.built_stamp()
     key = hashlib.sha256(f"{_sha(tokenizer_path)}{built}".encode()).hexdigest()[:16]
     cache = work_dir() / f"streams-{key}.pt"
     if cache.is_file():
@@ -342,7 +344,7 @@ def cmd_build_model(
     path = _tokenizer_path()
     if not path.is_file():
         raise FileNotFoundError(
-            f"no tokenizer at {path}; run `python -m tutorial_sae.zoo build-tokenizer`"
+            f"no tokenizer at {path}; run `python -m tutorial_sae.build.mini_model build-tokenizer`"
         )
     tokenizer = make_tokenizer(path)
     streams = _streams(path)
@@ -357,7 +359,7 @@ def cmd_build_model(
         "final_train_loss": float(np.mean(result.losses[-100:])),
         "train_stream_tokens": {k: len(v) for k, v in streams.items()},
         "corpus_version": corpus.CORPUS_VERSION,
-        "build": "python -m tutorial_sae.zoo all",
+        "build": "python -m tutorial_sae.build.mini_model all",
     }
     save_model(result.model, model_cfg, out, extra)
     print(f"trained {result.tokens_seen:,} tokens in {result.seconds:.0f} s; saved to {out}")
@@ -381,7 +383,9 @@ def cmd_eval_model(folder: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tutorial_sae.zoo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_sae.build.mini_model", description=__doc__
+    )
     parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
     tok = commands.add_parser("build-tokenizer", help="train the BPE on the corpus train split")

@@ -1,6 +1,6 @@
-"""Precomputed SAE runs behind chapter 3's l1_coeff widget and dead-feature comparison.
+"""SAE runs behind chapter 3's l1_coeff widget and dead-feature comparison: run, save, load.
 
-`python -m tutorial_sae.sweep build` trains, from one seed on the mini model, one short SAE per
+`python -m tutorial_sae.build.sweeps build` trains, from one seed on the mini model, one short SAE per
 l1_coeff in `L1_VALUES` (-> `assets/mini/l1_sweep.json`) and one per dead-feature method, none /
 ghost / resample (-> `assets/mini/dead_features.json`). Each file holds its build settings, and
 the loaders check the files before a chapter plots them.
@@ -8,56 +8,32 @@ the loaders check the files before a chapter plots them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
-from tutorial_sae.activations import collect_activations
-from tutorial_sae.evaluation import evaluate_sae
-from tutorial_sae.metrics import feature_density
-from tutorial_sae.sae import SAE, SAEConfig
-from tutorial_sae.sae_zoo import RUN1
-from tutorial_sae.train import TrainConfig, TrainLog, train_sae
-from tutorial_sae.utils import atomic_write_bytes
+from tutorial_sae.analysis.evaluation import evaluate_sae
+from tutorial_sae.core.metrics import DensityHistogram
+from tutorial_sae.paths import assets_dir, atomic_write_bytes
+from tutorial_sae.training.presets import (
+    BASE,
+    CHOSEN_L1,
+    DEAD_BASE,
+    DEAD_FEATURE_METHODS,
+    L1_VALUES,
+)
+from tutorial_sae.training.trainer import TrainConfig, TrainLog, train_sae
 
 SCHEMA = 1
 SWEEP_FILE = "l1_sweep.json"
 DEAD_FILE = "dead_features.json"
-# The value mini/run1 was trained with, highlighted in the chapter's figures; the sweep spans
-# factors 1/4 to 8 around it on a doubling grid.
-CHOSEN_L1 = RUN1.sae.l1_coeff
-L1_VALUES = tuple(CHOSEN_L1 * 2.0**k for k in range(-2, 4))
-METHODS = ("none", "ghost", "resample")
-TRAIN_TOKENS = 1_048_576
-EVAL_TOKENS = 16_384
-# Short runs at 4x expansion (2,048 features on the mini model's 512 MLP neurons) so the whole
-# build takes minutes on a laptop CPU; windows are scaled to the run length so that features
-# can be declared dead, and resampled, several times within it.
-BASE = TrainConfig(
-    sae=SAEConfig(d_in=512, d_sae=2048, l1_coeff=CHOSEN_L1, seed=49),
-    n_steps=200,
-    batch_size=1024,
-    lr=1e-3,
-    dead_features="ghost",
-    dead_window=50,
-    resample_every=100,
-    buffer_batches=16,
-    log_every=10,
-    checkpoint_every=10_000,
-    seed=49,
-)
-# With BASE almost no feature dies within a short run (the encoder starts as the decoder's
-# transpose and b_dec at the data mean, the fixes that made ghost grads less needed), so the
-# comparison provokes deaths with a 3x larger learning rate and a 25-step window.
-DEAD_BASE = replace(BASE, lr=3e-3, dead_window=25, resample_every=50)
+BUILD_COMMAND = "python -m tutorial_sae.build.sweeps build"
 LOG_FIELDS = (
     "step",
     "mse",
@@ -77,16 +53,6 @@ POINT_FIELDS = (
     "dead_fraction",
     "dense_fraction",
 )
-
-
-@dataclass(frozen=True)
-class DensityHistogram:
-    """Counts of log10 feature density in `edges` bins; features that never fired are `dead`."""
-
-    edges: list[float]
-    counts: list[int]
-    dead: int
-    n_tokens: int
 
 
 @dataclass(frozen=True)
@@ -143,42 +109,6 @@ class DeadFeatureComparison:
     settings: dict
 
 
-def density_histogram(
-    density: Float[Tensor, " d_sae"], n_tokens: int, bins: int = 24
-) -> DensityHistogram:
-    """Histogram of log10 density of the features that fired, from log10(1 / n_tokens) to 0.
-
-    The lowest measurable non-zero density is one firing in `n_tokens`, so the bins start there;
-    features that never fired have no logarithm and are counted apart as `dead`.
-    """
-    if density.ndim != 1 or n_tokens < 1:
-        raise ValueError(
-            f"expected a 1-D density and n_tokens >= 1, got {tuple(density.shape)}, {n_tokens}"
-        )
-    low = math.floor(math.log10(1 / n_tokens))
-    # Clamped because a density of exactly 1 / n_tokens, rounded in float32, can fall a hair
-    # below the first edge, where histc would silently drop it.
-    log_alive = density[density > 0].double().log10().clamp(low, 0.0)
-    counts = torch.histc(log_alive, bins=bins, min=low, max=0.0)
-    edges = torch.linspace(low, 0.0, bins + 1)
-    return DensityHistogram(
-        [round(e, 6) for e in edges.tolist()],
-        [int(c) for c in counts.tolist()],
-        int((density == 0).sum()),
-        n_tokens,
-    )
-
-
-@torch.no_grad()
-def heldout_density(sae: SAE, acts: Float[Tensor, "n d_in"], chunk: int = 4096) -> Tensor:
-    """Firing frequency of every feature over `acts`, encoded `chunk` rows at a time."""
-    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.float64)
-    for i in range(0, len(acts), chunk):
-        part = acts[i : i + chunk].to(sae.W_enc.device)
-        fired += feature_density(sae.encode(part)).double().cpu() * len(part)
-    return (fired / len(acts)).float()
-
-
 def _log_dict(log: TrainLog) -> dict[str, list[float]]:
     return {name: list(getattr(log, name)) for name in LOG_FIELDS}
 
@@ -195,19 +125,16 @@ def run_l1_sweep(
     """Train one SAE per l1_coeff from the same seed and data order; score each held out."""
     if len(values) < 2 or list(values) != sorted(set(values)):
         raise ValueError(f"expected >= 2 distinct increasing l1_coeff values, got {values}")
-    acts = collect_activations(model, eval_tokens, base.hook, progress=False)
-    acts = acts.reshape(-1, acts.shape[-1])
     points = []
     for value in values:
         cfg = replace(base, sae=replace(base.sae, l1_coeff=value))
         sae = train_sae(model, cfg, train_tokens, progress=progress).sae
         scores = evaluate_sae(model, sae, eval_tokens, base.hook, progress=False)
-        density = heldout_density(sae, acts)
         points.append(
             SweepPoint(
                 l1_coeff=value,
                 **{k: getattr(scores, k) for k in POINT_FIELDS if k != "l1_coeff"},
-                histogram=density_histogram(density, len(acts)),
+                histogram=scores.density_histogram(),
             )
         )
     return L1Sweep(points, chosen, _settings(base, train_tokens, eval_tokens))
@@ -218,7 +145,7 @@ def run_dead_feature_comparison(
     train_tokens: Int[Tensor, "n_seq pos"],
     eval_tokens: Int[Tensor, "n_seq pos"],
     base: TrainConfig = DEAD_BASE,
-    methods: tuple[str, ...] = METHODS,
+    methods: tuple[str, ...] = DEAD_FEATURE_METHODS,
     progress: bool = True,
 ) -> DeadFeatureComparison:
     """Train the same SAE with each dead-feature method; keep the logs and held-out scores."""
@@ -248,14 +175,12 @@ def save_json(obj: L1Sweep | DeadFeatureComparison, path: str | os.PathLike) -> 
     path = Path(path)
     kind = "l1_sweep" if isinstance(obj, L1Sweep) else "dead_features"
     data = {"schema": SCHEMA, "kind": kind, **asdict(obj)}
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
-    os.chmod(path, 0o644)
-    return path
+    return atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode(), mode=0o644)
 
 
 def default_path(name: str) -> Path:
     """Where the shipped file `name` lives: the mini model's asset folder."""
-    return Path(__file__).parent / "assets" / "mini" / name
+    return assets_dir() / name
 
 
 class _Reader:
@@ -264,9 +189,7 @@ class _Reader:
     def __init__(self, path: Path, kind: str) -> None:
         self.path = path
         if not path.is_file():
-            raise FileNotFoundError(
-                f"no {kind} file at {path}; build it with `python -m tutorial_sae.sweep build`"
-            )
+            raise FileNotFoundError(f"no {kind} file at {path}; build it with `{BUILD_COMMAND}`")
         try:
             self.data = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -306,14 +229,15 @@ class _Reader:
         h = self.mapping(value, where, ("edges", "counts", "dead", "n_tokens"))
         counts = self.numbers(h["counts"], f"{where}.counts")
         edges = self.numbers(h["edges"], f"{where}.edges", len(counts) + 1)
-        if edges != sorted(edges) or any(c < 0 for c in counts):
-            raise self.fail(where, "increasing edges and counts >= 0", h)
-        return DensityHistogram(
-            edges,
-            [int(c) for c in counts],
-            int(self.number(h["dead"], f"{where}.dead")),
-            int(self.number(h["n_tokens"], f"{where}.n_tokens")),
-        )
+        try:
+            return DensityHistogram(
+                edges,
+                [int(c) for c in counts],
+                int(self.number(h["dead"], f"{where}.dead")),
+                int(self.number(h["n_tokens"], f"{where}.n_tokens")),
+            )
+        except ValueError as err:
+            raise ValueError(f"{self.path}: {where}: {err}") from err
 
 
 def load_l1_sweep(path: str | os.PathLike | None = None) -> L1Sweep:
@@ -358,57 +282,3 @@ def load_dead_feature_comparison(path: str | os.PathLike | None = None) -> DeadF
         scores = {k: r.number(v, f"runs.{name}.final.{k}") for k, v in final.items()}
         runs[name] = MethodRun(name, checked, scores, r.number(run["seconds"], "seconds"))
     return DeadFeatureComparison(runs, r.mapping(raw["settings"], "settings", ()))
-
-
-def build(what: tuple[str, ...], n_steps: int, out_dir: Path, model_folder: Path | None) -> None:
-    """Train and write the requested files, printing one line per file."""
-    from tutorial_sae.loading import load_tokens
-    from tutorial_sae.model import load_mini_model
-
-    model = load_mini_model("cpu", model_folder)
-    train = load_tokens("mini", "train", TRAIN_TOKENS, tokenizer=model.tokenizer)
-    held_out = load_tokens("mini", "eval", EVAL_TOKENS, tokenizer=model.tokenizer)
-    base = replace(BASE, n_steps=n_steps)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if "sweep" in what:
-        start = time.perf_counter()
-        sweep = run_l1_sweep(model, train, held_out, base=base)
-        path = save_json(sweep, out_dir / SWEEP_FILE)
-        print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
-        for p in sweep.points:
-            print(
-                f"  l1 {p.l1_coeff:<5} L0 {p.l0:7.1f}  EV {p.explained_variance:6.1%}  "
-                f"CE rec {p.ce_loss_recovered:6.1%}  dead {p.dead_fraction:6.1%}  "
-                f"dense {p.dense_fraction:6.1%}"
-            )
-    if "dead" in what:
-        start = time.perf_counter()
-        dead_base = replace(DEAD_BASE, n_steps=n_steps)
-        comparison = run_dead_feature_comparison(model, train, held_out, base=dead_base)
-        path = save_json(comparison, out_dir / DEAD_FILE)
-        print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
-        for name, run in comparison.runs.items():
-            f = run.final
-            print(
-                f"  {name:<8} L0 {f['l0']:7.1f}  EV {f['explained_variance']:6.1%}  CE rec "
-                f"{f['ce_loss_recovered']:6.1%}  dead {f['dead_fraction']:6.1%}  "
-                f"train-log dead {run.log['dead_fraction'][-1]:6.1%}"
-            )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tutorial_sae.sweep", description=__doc__)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    cmd = commands.add_parser("build", help="train the sweep and comparison SAEs, write JSON")
-    cmd.add_argument("--only", nargs="+", choices=("sweep", "dead"), default=["sweep", "dead"])
-    cmd.add_argument("--steps", type=int, default=BASE.n_steps, help="training steps per SAE")
-    cmd.add_argument("--out", type=Path, default=default_path(""), help="folder for the JSON")
-    cmd.add_argument("--model-folder", type=Path, default=None, help="mini model to use")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    build(tuple(args.only), args.steps, args.out, args.model_folder)
-
-
-if __name__ == "__main__":
-    main()

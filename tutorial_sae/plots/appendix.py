@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tutorial_sae.model import assets_dir
+from tutorial_sae.data import corpus
+from tutorial_sae.paths import assets_dir
 
 LANG_NAMES = {"en": "English", "code": "Python code", "zh": "Chinese", "ar": "Arabic"}
 
@@ -14,7 +15,7 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(
             f"expected {path.name} in {path.parent}; rebuild the mini assets with "
-            "`python -m tutorial_sae.zoo all` and `python -m tutorial_sae.sae_zoo build`"
+            "`python -m tutorial_sae.build.mini_model all` and `python -m tutorial_sae.build.saes build`"
         )
     try:
         return json.loads(path.read_text())
@@ -91,3 +92,27 @@ def saes_markdown(folder: Path | None = None) -> str:
             f"{m['train_seconds'] / 60:.1f} min |"
         )
     return "\n".join(rows)
+
+
+_COLUMNS = (
+    ("Source", "source"),
+    ("Package", "package"),
+    ("Version", "version"),
+    ("Language", "language"),
+    ("MB", "mb"),
+    ("Documents", "documents"),
+    ("Licence", "licence"),
+)
+
+
+def provenance_markdown(rows: list[dict] | None = None) -> str:
+    """The provenance rows (default: the built corpus's) as a markdown table."""
+    rows = corpus.provenance() if rows is None else rows
+    lines = ["| " + " | ".join(title for title, _ in _COLUMNS) + " |"]
+    lines.append(
+        "|" + "|".join("---:" if k in ("mb", "documents") else "---" for _, k in _COLUMNS) + "|"
+    )
+    for row in rows:
+        cells = (str(row[key]).replace("|", "\\|") for _, key in _COLUMNS)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

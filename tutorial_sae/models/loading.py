@@ -16,15 +16,16 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from tutorial_sae.hub import (
+from tutorial_sae.core.sae import SAE, SAEConfig
+from tutorial_sae.data.hub import (
     PROBE_TIMEOUT_S,
     HubUnavailableError,
     download_hub_file,
     go_offline,
     use_network,
 )
-from tutorial_sae.sae import SAE, SAEConfig
-from tutorial_sae.token_data import tokens_for
+from tutorial_sae.data.tokens import tokens_for
+from tutorial_sae.paths import mini_sae_dir
 from tutorial_sae.utils import get_device
 
 MODEL_NAMES = ("mini", "gelu-1l", "auto")
@@ -94,7 +95,7 @@ def load_model(name: str = "auto", device: str | torch.device | None = None):
     _check_name(name, MODEL_NAMES, "model")
     device = get_device() if device is None else torch.device(device)
     if name == "mini":
-        from tutorial_sae.model import load_mini_model
+        from tutorial_sae.models.mini import load_mini_model
 
         return load_mini_model(device=device)
     if name == "gelu-1l":
@@ -111,11 +112,6 @@ def load_model(name: str = "auto", device: str | torch.device | None = None):
             return model
     print(choice)
     return load_model("mini", device)
-
-
-def mini_sae_dir() -> Path:
-    """The package folder holding the shipped mini SAEs, one sub-folder per name."""
-    return Path(__file__).parent / "assets" / "mini" / "saes"
 
 
 def sae_names() -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Text extraction for the offline corpus: parsers, script filters, the pinned sources.
 
-Used by `tutorial_sae.corpus` (the mini-model build and chapters 3-7).
+Used by `tutorial_sae.build.corpus` (the corpus build) and chapter 5's script labels.
 """
 
 from __future__ import annotations

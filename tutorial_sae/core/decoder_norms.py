@@ -8,8 +8,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from tutorial_sae.sae import SAE, SAEConfig, SAELoss
-from tutorial_sae.train import train_step
+from tutorial_sae.core.sae import SAE, SAEConfig, SAELoss, train_step
 
 
 @dataclass(frozen=True)

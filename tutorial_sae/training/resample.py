@@ -6,7 +6,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from tutorial_sae.sae import SAE
+from tutorial_sae.core.sae import SAE
 
 ENCODER_SCALE = 0.2
 

@@ -6,7 +6,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from tutorial_sae.sae import SAE, SAELoss
+from tutorial_sae.core.sae import SAE, SAELoss
 
 
 def _mm(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:

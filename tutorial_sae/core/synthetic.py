@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tutorial_sae.sae import SAE
+from tutorial_sae.core.sae import SAE
 
 
 @dataclass

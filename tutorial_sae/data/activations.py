@@ -16,7 +16,8 @@ class _StopForward(Exception):
     """Raised inside a hook once the activation we need exists: nothing after it runs."""
 
 
-def _check_tokens(tokens: Tensor) -> None:
+def check_tokens(tokens: Tensor) -> None:
+    """Raise a ValueError unless `tokens` is an int32/int64 tensor of shape [batch, pos]."""
     if (
         not isinstance(tokens, Tensor)
         or tokens.ndim != 2
@@ -35,7 +36,7 @@ def _check_tokens(tokens: Tensor) -> None:
 @torch.no_grad()
 def run_to_hook(model, tokens: Int[Tensor, "batch pos"], hook: str = DEFAULT_HOOK) -> Tensor:
     """The activation at `hook` for one batch; the forward stops there (no logits)."""
-    _check_tokens(tokens)
+    check_tokens(tokens)
     if hook not in model.hook_dict:
         raise ValueError(f"hook must be one of the model's hook points, got {hook!r}")
     store: dict[str, Tensor] = {}
@@ -61,7 +62,7 @@ def collect_activations(
     progress: bool = True,
 ) -> Float[Tensor, "batch pos d"]:
     """Activations at `hook` for every token, computed `batch_size` sequences at a time."""
-    _check_tokens(tokens)
+    check_tokens(tokens)
     chunks = [
         run_to_hook(model, tokens[i : i + batch_size], hook).cpu()
         for i in tqdm(range(0, len(tokens), batch_size), desc="activations", disable=not progress)
@@ -88,7 +89,7 @@ class ActivationStream:
         model_batch_size: int = 32,
         seed: int = 0,
     ) -> None:
-        _check_tokens(tokens)
+        check_tokens(tokens)
         if buffer_tokens < 2 * batch_size:
             raise ValueError(
                 f"buffer_tokens must be >= 2 * batch_size = {2 * batch_size}, got {buffer_tokens}"

@@ -2,12 +2,13 @@
 
 Documents are tokenized once per (tokenizer, data) into one stream per language, EOS between
 documents, and cut into consecutive windows of seq_len - 1 tokens behind a BOS: the layout the
-mini model was trained on (`tutorial_sae.zoo`) and the one Nanda's c4-code data used.
+mini model was trained on (`tutorial_sae.build.mini_model`) and the one Nanda's c4-code data used.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 
 import numpy as np
@@ -15,13 +16,18 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from tutorial_sae import corpus
-from tutorial_sae.hub import HubUnavailableError, use_network
+from tutorial_sae.data import corpus
+from tutorial_sae.data.hub import HubUnavailableError, use_network
+from tutorial_sae.paths import atomic_write_bytes, cache_root
 
 C4_CODE = "NeelNanda/c4-code-20k"
 # The dataset ships one split; its last rows are held out as "eval" (no overlap with "train").
 C4_CODE_EVAL_ROWS = 1000
 SPLITS = ("train", "eval")
+# Share of each language in a mini training batch (and in `load_tokens("mini", ...)`). English
+# and code dominate gelu-1l's data too; zh and ar get enough to be recognised (chapter 5), ar
+# less because its corpus is small.
+MIXTURE = (("en", 0.3), ("code", 0.3), ("zh", 0.25), ("ar", 0.15))
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -63,19 +69,18 @@ def mixture_counts(mixture: tuple[tuple[str, float], ...], n_seq: int) -> dict[s
 
 
 def _cached_stream(key: str, make) -> np.ndarray:
-    path = corpus.cache_root() / "tokens" / f"{key}.npy"
+    path = cache_root() / "tokens" / f"{key}.npy"
     if path.is_file():
         return np.load(path)
     stream = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{id(stream)}.tmp.npy")
-    np.save(tmp, stream)
-    tmp.replace(path)  # atomic: a concurrent reader sees no file or a whole one
+    buffer = io.BytesIO()
+    np.save(buffer, stream)
+    atomic_write_bytes(path, buffer.getvalue())  # a concurrent reader sees no file or a whole one
     return stream
 
 
 def _corpus_stream(tokenizer, split: str, lang: str) -> np.ndarray:
-    built = (corpus.corpus_dir() / "COMPLETE").read_text().strip() if corpus.is_built() else ""
+    built = corpus.built_stamp()
     stamp = hashlib.sha256(built.encode()).hexdigest()[:8]
     key = (
         f"corpus-v{corpus.CORPUS_VERSION}-{stamp}-{split}-{lang}-{tokenizer_fingerprint(tokenizer)}"
@@ -137,8 +142,6 @@ def tokens_for(
         return _take(windows, n_seq, gen, f"{seq_len} tokens in the {split} split of {C4_CODE}")
     if model_name != "mini":
         raise ValueError(f"expected model_name 'mini' or 'gelu-1l', got {model_name!r}")
-    from tutorial_sae.zoo import MIXTURE
-
     if lang is not None and lang not in corpus.LANGUAGES:
         raise ValueError(f"expected lang in {corpus.LANGUAGES} or None, got {lang!r}")
     mixture = MIXTURE if lang is None else ((lang, 1.0),)

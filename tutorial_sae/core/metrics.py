@@ -1,0 +1,143 @@
+"""Sparsity and reconstruction metrics, one definition each (chapters 2-8)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+DENSE_THRESHOLD = 0.1
+
+
+def _check_pair(x: Tensor, x_hat: Tensor) -> None:
+    if x.shape != x_hat.shape:
+        raise ValueError(
+            f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}"
+        )
+
+
+def l0(f: Float[Tensor, "... d_sae"]) -> float:
+    """Mean number of non-zero features per token."""
+    return float((f != 0).float().sum(-1).mean())
+
+
+def mse(x: Float[Tensor, "... d_in"], x_hat: Float[Tensor, "... d_in"]) -> float:
+    """Squared error summed over d_in, averaged over tokens (the training loss's L2 term)."""
+    _check_pair(x, x_hat)
+    return float((x - x_hat).pow(2).sum(-1).mean())
+
+
+def explained_variance(x: Float[Tensor, "batch d_in"], x_hat: Float[Tensor, "batch d_in"]) -> float:
+    """1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the batch."""
+    _check_pair(x, x_hat)
+    x2, xh2 = x.reshape(-1, x.shape[-1]), x_hat.reshape(-1, x.shape[-1])
+    if x2.shape[0] < 2:
+        raise ValueError(f"explained_variance needs at least 2 tokens, got {x2.shape[0]}")
+    resid = (x2 - xh2).pow(2).sum()
+    total = (x2 - x2.mean(0)).pow(2).sum()
+    return float(1 - resid / total)
+
+
+def feature_density(f: Float[Tensor, "... d_sae"]) -> Float[Tensor, " d_sae"]:
+    """Fraction of tokens on which each feature fires (f_i > 0)."""
+    f2 = f.reshape(-1, f.shape[-1])
+    if f2.shape[0] == 0:
+        raise ValueError("feature_density needs at least one token, got 0")
+    return (f2 > 0).float().mean(0)
+
+
+def _as_density(f_or_density: Tensor) -> Tensor:
+    return f_or_density if f_or_density.ndim == 1 else feature_density(f_or_density)
+
+
+def dead_fraction(f_or_density: Tensor) -> float:
+    """Fraction of features that never fired (density 0) over the tokens given."""
+    return float((_as_density(f_or_density) == 0).float().mean())
+
+
+def dense_fraction(f_or_density: Tensor, threshold: float = DENSE_THRESHOLD) -> float:
+    """Fraction of features that fire on more than `threshold` (10%) of tokens."""
+    return float((_as_density(f_or_density) > threshold).float().mean())
+
+
+def firing_counts(f: Float[Tensor, "... d_sae"]) -> Int[Tensor, " d_sae"]:
+    """How many of the tokens given each feature fires on (f_i > 0), as int64.
+
+    Counts add across batches exactly, which densities in float32 do not; density is
+    counts / n_tokens.
+    """
+    f2 = f.reshape(-1, f.shape[-1])
+    return (f2 > 0).sum(0, dtype=torch.int64)
+
+
+@dataclass(frozen=True)
+class DensityHistogram:
+    """Counts of log10 feature density in `edges` bins; features that never fired are `dead`.
+
+    The lowest measurable non-zero density is one firing in `n_tokens`, so the first edge is
+    at or below log10(1 / n_tokens); dead features have no logarithm and are counted apart.
+    """
+
+    edges: list[float]
+    counts: list[int]
+    dead: int
+    n_tokens: int
+
+    def __post_init__(self) -> None:
+        if len(self.edges) != len(self.counts) + 1 or len(self.counts) == 0:
+            raise ValueError(
+                f"expected len(edges) == len(counts) + 1 >= 2, got {len(self.edges)} edges "
+                f"and {len(self.counts)} counts"
+            )
+        if list(self.edges) != sorted(self.edges):
+            raise ValueError(f"expected increasing edges, got {self.edges}")
+        if min(self.counts) < 0 or self.dead < 0 or self.n_tokens < 1:
+            raise ValueError(
+                f"expected counts and dead >= 0 and n_tokens >= 1, got counts {self.counts}, "
+                f"dead {self.dead}, n_tokens {self.n_tokens}"
+            )
+
+    @property
+    def n_features(self) -> int:
+        return sum(self.counts) + self.dead
+
+
+def density_histogram(
+    counts: Int[Tensor, " d_sae"], n_tokens: int, bins: int = 24
+) -> DensityHistogram:
+    """Histogram of log10 density (counts / n_tokens) of the features that fired, to 0.
+
+    The one feature-density histogram of the book (chapter 3's figures, the shipped
+    metrics.json and l1_sweep.json): bins from floor(log10(1 / n_tokens)) to 0, dead
+    features counted apart.
+    """
+    if not isinstance(counts, Tensor) or counts.ndim != 1 or counts.is_floating_point():
+        got = (
+            f"{counts.dtype} {tuple(counts.shape)}" if isinstance(counts, Tensor) else type(counts)
+        )
+        raise ValueError(f"expected 1-D integer firing counts [d_sae], got {got}")
+    largest = int(counts.max()) if counts.numel() else 0
+    bad_n = isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
+    if bad_n or largest > n_tokens or (counts.numel() and int(counts.min()) < 0):
+        raise ValueError(
+            f"expected counts >= 0 and an int n_tokens >= 1 and >= every count, got "
+            f"n_tokens {n_tokens!r} (largest count {largest})"
+        )
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"expected bins to be a positive int, got {bins!r}")
+    low = math.floor(math.log10(1 / n_tokens))
+    alive = counts[counts > 0].double()
+    # Clamped because float rounding can put a density of exactly 1 / n_tokens a hair below
+    # the first edge, where histc would silently drop it.
+    log_alive = (alive / n_tokens).log10().clamp(low, 0.0)
+    hist = torch.histc(log_alive, bins=bins, min=low, max=0.0)
+    edges = torch.linspace(low, 0.0, bins + 1, dtype=torch.float64)
+    return DensityHistogram(
+        [round(e, 6) for e in edges.tolist()],
+        [int(c) for c in hist.tolist()],
+        int((counts == 0).sum()),
+        n_tokens,
+    )
