@@ -18,6 +18,7 @@ _EXPORTS = {
     "tutorial_sae.core.sae": ("SAE", "SAEConfig", "SAELoss", "ghost_grad_loss", "train_step"),
     "tutorial_sae.core.metrics": (
         "DensityHistogram",
+        "ce_loss_recovered",
         "dead_fraction",
         "dense_fraction",
         "density_histogram",
@@ -54,7 +55,7 @@ _EXPORTS = {
         "train_sae",
         "train_sae_on",
     ),
-    "tutorial_sae.training.resample": ("resample_dead_features",),
+    "tutorial_sae.training.resample": ("resample_dead_features", "update_dead_counters"),
     "tutorial_sae.training.presets": ("BASE", "DEAD_BASE", "MINI_SAES", "RUN1"),
     "tutorial_sae.analysis.evaluation": ("SAEMetrics", "evaluate_sae"),
     "tutorial_sae.analysis.interventions": (
@@ -70,6 +71,7 @@ _EXPORTS = {
         "zero_ablation",
         "zero_features",
     ),
+    "tutorial_sae.plots.glue": ("glue",),
     "tutorial_sae.utils": ("get_device", "set_seed"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

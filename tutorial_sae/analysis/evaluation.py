@@ -17,6 +17,7 @@ from tutorial_sae.analysis.interventions import (
 )
 from tutorial_sae.core.metrics import (
     DensityHistogram,
+    ce_loss_recovered,
     dead_fraction,
     dense_fraction,
     density_histogram,
@@ -78,11 +79,6 @@ class SAEMetrics:
 
     def __str__(self) -> str:
         return self.table()
-
-
-def _recovered(baseline: float, reconstructed: float, clean: float) -> float:
-    gap = baseline - clean
-    return float("nan") if gap == 0 else (baseline - reconstructed) / gap
 
 
 def _bos_id(model) -> int | None:
@@ -184,8 +180,8 @@ def evaluate_sae(
         ce_loss_reconstructed=recon,
         ce_loss_zero_ablated=zero,
         ce_loss_mean_ablated=mean,
-        ce_loss_recovered=_recovered(zero, recon, clean),
-        ce_loss_recovered_mean_ablation=_recovered(mean, recon, clean),
+        ce_loss_recovered=ce_loss_recovered(clean, recon, zero),
+        ce_loss_recovered_mean_ablation=ce_loss_recovered(clean, recon, mean),
         dead_fraction=dead_fraction(density),
         dense_fraction=dense_fraction(density),
         firing_counts=fired,

@@ -141,3 +141,16 @@ def density_histogram(
         int((counts == 0).sum()),
         n_tokens,
     )
+
+
+def ce_loss_recovered(clean, reconstructed, ablated):
+    """Share of the ablation's loss gap that the reconstruction recovers (Nanda's run1 metric).
+
+    (ablated - reconstructed) / (ablated - clean): 1 when splicing in the SAE costs nothing,
+    0 when it is as bad as the ablation. Elementwise on tensors; for plain numbers a zero gap
+    gives NaN rather than an error.
+    """
+    gap = ablated - clean
+    if not isinstance(gap, Tensor) and gap == 0:
+        return float("nan")
+    return (ablated - reconstructed) / gap

@@ -8,15 +8,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tutorial_sae.core.metrics import ce_loss_recovered
 from tutorial_sae.core.sae import ghost_grad_loss
+from tutorial_sae.training.resample import update_dead_counters
 from tutorial_sae.exercises.runner import CheckResult, Mistake, compare_tensors, run_check
 
 
 def _dead_mask_ref(steps_since_fired: Tensor, feature_acts: Tensor, dead_window: int) -> Tensor:
-    # The update of tutorial_sae.training.trainer._train: reset on any firing in the batch, else count up.
-    fired = (feature_acts > 0).any(0)
-    updated = torch.where(fired, 0, steps_since_fired + 1)
-    return updated >= dead_window
+    # The trainer's own update and threshold.
+    return update_dead_counters(steps_since_fired, feature_acts) >= dead_window
 
 
 def _dead_mask_variant(reset: str, strict: bool, update: bool) -> Callable[..., Tensor]:
@@ -213,8 +213,8 @@ def check_ghost_grad_loss(student_fn: Callable[..., Tensor], seed: int = 0) -> C
 
 
 def _recovered_ref(clean: Tensor, reconstructed: Tensor, zero_ablated: Tensor) -> Tensor:
-    # SAEMetrics.ce_loss_recovered's definition (tutorial_sae.analysis.evaluation).
-    return (zero_ablated - reconstructed) / (zero_ablated - clean)
+    # The definition evaluate_sae uses.
+    return ce_loss_recovered(clean, reconstructed, zero_ablated)
 
 
 def _recovered_cases(seed: int) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from tutorial_sae.core.sae import SAE
@@ -58,3 +58,20 @@ def resample_dead_features(
             if key in state:
                 state[key][index] = 0.0
     return n_dead
+
+
+def update_dead_counters(
+    steps_since_fired: Int[Tensor, " d_sae"], feature_acts: Float[Tensor, "... d_sae"]
+) -> Int[Tensor, " d_sae"]:
+    """Steps since each feature last fired, after one more batch: 0 if it fired, else + 1.
+
+    A feature is dead for ghost grads once its counter reaches the trainer's `dead_window`
+    (SAELens' convention, counted in training steps).
+    """
+    if steps_since_fired.shape != feature_acts.shape[-1:]:
+        raise ValueError(
+            f"expected counters of shape [{feature_acts.shape[-1]}] (d_sae), got "
+            f"{tuple(steps_since_fired.shape)}"
+        )
+    fired = (feature_acts.reshape(-1, feature_acts.shape[-1]) > 0).any(0)
+    return torch.where(fired, 0, steps_since_fired + 1)

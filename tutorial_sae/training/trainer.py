@@ -26,7 +26,7 @@ from tutorial_sae.training.checkpoint import (
     optimizer_tensors,
     save_checkpoint,
 )
-from tutorial_sae.training.resample import resample_dead_features
+from tutorial_sae.training.resample import resample_dead_features, update_dead_counters
 from tutorial_sae.utils import get_device, set_seed
 
 DeadFeatureMethod = Literal["ghost", "resample", "none"]
@@ -337,7 +337,7 @@ def _train(source, cfg, sae, progress, checkpoint_dir, resume) -> TrainResult:
                 f"(now {cfg.lr}) or check the activations"
             )
         counts = torch.count_nonzero(out.feature_acts, dim=0)
-        state.steps_since_fired = torch.where(counts > 0, 0, state.steps_since_fired + 1)
+        state.steps_since_fired = update_dead_counters(state.steps_since_fired, counts)
         state.fire_counts += counts
         state.tokens_since_resample += len(x)
         resampled = 0

@@ -1,0 +1,35 @@
+"""Numbers from a run into the book's prose with myst-nb `glue` (every chapter).
+
+A chapter calls `glue("name", value)` and its markdown says {glue:text}`name:.1%`; the number
+in the text is then always the one this run produced (FAST mode, another torch, gelu-1l).
+Outside a Jupyter Book build (e.g. Colab without myst-nb) the call just returns the value.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+
+def _plain(value):
+    """A Python int/float for a number (tensor, numpy scalar), so myst-nb can format it."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        raise ValueError(f"expected a single number to glue, got {type(value).__name__}: {value!r}")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def glue(name: str, value, display: bool = False):
+    """Store `value` under `name` for {glue:text}`name:<format>` in the chapter's markdown.
+
+    Returns the plain number, so `x = glue("x", compute())` keeps one line per number.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"expected a glue name made of letters, digits and _, got {name!r}")
+    value = _plain(value)
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=display)
+    return value
