@@ -282,3 +282,50 @@ def load_dead_feature_comparison(path: str | os.PathLike | None = None) -> DeadF
         scores = {k: r.number(v, f"runs.{name}.final.{k}") for k, v in final.items()}
         runs[name] = MethodRun(name, checked, scores, r.number(run["seconds"], "seconds"))
     return DeadFeatureComparison(runs, r.mapping(raw["settings"], "settings", ()))
+
+
+def comparison_summary(comparison: DeadFeatureComparison) -> dict[str, float]:
+    """The numbers chapter 3 quotes about a dead-feature comparison, keyed for `glue_all`.
+
+    dead_<method>: share never firing on held-out tokens; window_peak: the largest share of
+    features silent over the dead window in any logged step of any run; resampled: features
+    re-initialised by resampling; ev_/ce_ min and max across methods.
+    """
+    runs = comparison.runs.values()
+    summary = {f"dead_{r.method}": r.final["dead_fraction"] for r in runs}
+    summary["window_peak"] = max(max(r.log["dead_fraction"]) for r in runs)
+    resample = comparison.runs.get("resample")
+    summary["resampled"] = int(sum(resample.log["resampled"])) if resample else 0
+    for key, name in (("explained_variance", "ev"), ("ce_loss_recovered", "ce")):
+        values = [r.final[key] for r in runs]
+        summary[f"{name}_min"], summary[f"{name}_max"] = min(values), max(values)
+    return summary
+
+
+def sweep_summary(sweep: L1Sweep) -> dict[str, float]:
+    """The numbers chapter 3 quotes about an l1_coeff sweep, keyed for `glue_all`.
+
+    first_/second_/last_: points in increasing l1_coeff; chosen_: the highlighted value;
+    first_negative_l1: the smallest l1_coeff whose CE loss recovered is below 0 (NaN if none).
+    """
+    first, second, last = sweep.points[0], sweep.points[1], sweep.points[-1]
+    chosen = sweep.point(sweep.chosen)
+    negative = [p.l1_coeff for p in sweep.points if p.ce_loss_recovered < 0]
+    return {
+        "n_points": len(sweep.points),
+        "first_l1": first.l1_coeff,
+        "first_l0": first.l0,
+        "first_ev": first.explained_variance,
+        "first_ce": first.ce_loss_recovered,
+        "second_ce": second.ce_loss_recovered,
+        "last_l1": last.l1_coeff,
+        "last_l0": last.l0,
+        "last_ev": last.explained_variance,
+        "chosen_l1": chosen.l1_coeff,
+        "chosen_l0": chosen.l0,
+        "chosen_ce": chosen.ce_loss_recovered,
+        "chosen_dead": chosen.histogram.dead,
+        "chosen_dense": chosen.dense_fraction,
+        "n_tokens": chosen.histogram.n_tokens,
+        "first_negative_l1": min(negative) if negative else float("nan"),
+    }

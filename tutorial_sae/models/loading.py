@@ -189,6 +189,12 @@ def sae_from_nanda(state: dict[str, Tensor], cfg: dict) -> SAE:
     return sae
 
 
+def pretrained_sae_name(model_name: str) -> str:
+    """The book's pretrained SAE for a model name: its run1, or "auto" to follow the model."""
+    _check_name(model_name, MODEL_NAMES, "model name")
+    return "auto" if model_name == "auto" else f"{model_name}/run1"
+
+
 def load_sae(name: str = "auto", device: str | torch.device | None = None) -> SAE:
     """An SAE by name: "mini/<run>" (shipped), "gelu-1l/run1" or "/run2" (Nanda's), or "auto".
 

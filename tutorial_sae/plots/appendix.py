@@ -8,6 +8,7 @@ from pathlib import Path
 from tutorial_sae.data import corpus
 from tutorial_sae.paths import assets_dir
 
+MINI_MODEL_BUILD = "python -m tutorial_sae.build.mini_model all"
 LANG_NAMES = {"en": "English", "code": "Python code", "zh": "Chinese", "ar": "Arabic"}
 
 
@@ -65,7 +66,8 @@ def model_markdown(folder: Path | None = None) -> str:
             f"| training | {cfg['tokens_seen']:,} tokens in {cfg['train_seconds'] / 60:.0f} min "
             f"on {cfg['torch_threads']} CPU thread(s) |",
             f"| data mixture | {mixture} |",
-            f"| rebuild | `{cfg['build']}` |",
+            # The command as it is today (config.json records the one of its own build).
+            f"| rebuild | `{MINI_MODEL_BUILD}` |",
         ]
     )
 
@@ -116,3 +118,10 @@ def provenance_markdown(rows: list[dict] | None = None) -> str:
         cells = (str(row[key]).replace("|", "\\|") for _, key in _COLUMNS)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def quality_summary(folder: Path | None = None) -> dict[str, float]:
+    """The appendix's numbers about the mini model: its margin over the bigram baseline."""
+    quality = _read_json((folder or assets_dir()) / "quality.json")
+    margins = [q["bigram"] - q["model"] for q in quality["loss_nats_per_token"].values()]
+    return {"min_margin": min(margins), "max_margin": max(margins)}

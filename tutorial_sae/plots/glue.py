@@ -33,3 +33,15 @@ def glue(name: str, value, display: bool = False):
         return value
     myst_glue(name, value, display=display)
     return value
+
+
+def glue_all(values: dict, prefix: str = "") -> dict:
+    """`glue` every number of `values` as prefix + key (non-numbers are skipped); returns them."""
+    glued = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not (
+            isinstance(value, numbers.Number) or getattr(value, "ndim", None) == 0
+        ):
+            continue
+        glued[prefix + key] = glue(prefix + key, value)
+    return glued

@@ -254,3 +254,26 @@ def metrics_side_by_side(columns: Mapping[str, Mapping[str, float | str]]) -> st
                 cells.append(f"{value:.4g}")
         rows.append(f"{key:<{width}}" + "".join(f"{c:>{cell}}" for c in cells))
     return "\n".join(rows)
+
+
+EVALUATION_ROWS = (
+    "l0",
+    "mse",
+    "explained_variance",
+    "ce_loss_clean",
+    "ce_loss_reconstructed",
+    "ce_loss_zero_ablated",
+    "ce_loss_mean_ablated",
+    "ce_loss_recovered",
+    "ce_loss_recovered_mean_ablation",
+    "dead_fraction",
+    "dense_fraction",
+)
+# What Nanda reported for his gelu-1l run1 SAE (his evaluation data, not measured here).
+NANDA_RUN1_REPORTED = {"ce_loss_recovered": "≥ 90%", "mse": "≈ 0.016"}
+
+
+def evaluation_table(scores: Mapping[str, Mapping[str, float]]) -> str:
+    """`metrics_side_by_side` of `SAEMetrics.as_dict()`s on EVALUATION_ROWS, plus Nanda's report."""
+    columns = {name: {k: s[k] for k in EVALUATION_ROWS} for name, s in scores.items()}
+    return metrics_side_by_side({**columns, "Nanda run1 (reported)": NANDA_RUN1_REPORTED})

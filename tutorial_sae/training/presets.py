@@ -55,3 +55,23 @@ BASE = TrainConfig(
 # transpose and b_dec at the data mean, the fixes that made ghost grads less needed), so the
 # comparison provokes deaths with a 3x larger learning rate and a 25-step window.
 DEAD_BASE = replace(BASE, lr=3e-3, dead_window=25, resample_every=50)
+
+
+def sized_for(
+    base: TrainConfig, d_in: int, expansion: int, l1_coeff: float | None = None, **changes
+) -> TrainConfig:
+    """`base` for a model whose hook has width `d_in`: d_sae = expansion x d_in.
+
+    `changes` are other TrainConfig fields (n_steps, batch_size, dead_window, seed, ...), so
+    a chapter states only what it varies.
+    """
+    if not isinstance(expansion, int) or expansion < 1:
+        raise ValueError(f"expected a positive int expansion factor, got {expansion!r}")
+    sae = replace(
+        base.sae,
+        d_in=d_in,
+        d_sae=expansion * d_in,
+        l1_coeff=base.sae.l1_coeff if l1_coeff is None else l1_coeff,
+        seed=changes.get("seed", base.sae.seed),
+    )
+    return replace(base, sae=sae, **changes)
