@@ -181,3 +181,34 @@ def test_checker_does_not_let_the_student_mutate_its_inputs():
         return x.mul_(0.5 * (1 + torch.erf(x / 2**0.5)))
 
     assert check_gelu(in_place).passed
+
+
+def test_a_looping_or_exiting_student_function_is_stopped_and_reported(capsys):
+    import time
+
+    from tutorial_sae.exercises import check_gelu, set_time_limit
+    from tutorial_sae.exercises.runner import run_check
+
+    def forever(x):
+        while True:
+            time.sleep(0.01)
+
+    start = time.perf_counter()
+    result = run_check("gelu", forever, lambda x: x, [{"x": torch.ones(2)}], time_limit=0.3)
+    assert not result.passed and "stopped" in result.message and "0.3 s" in result.message
+    assert time.perf_counter() - start < 3
+
+    def leaves(x):
+        raise SystemExit(1)
+
+    result = check_gelu(leaves)
+    assert not result.passed and "SystemExit" in result.message
+
+    set_time_limit(0.2)
+    try:
+        result = check_gelu(forever)
+        assert not result.passed and "0.2 s" in result.message
+    finally:
+        set_time_limit(5.0)
+    with pytest.raises(ValueError, match="time limit > 0"):
+        set_time_limit(0)

@@ -73,3 +73,17 @@ def test_density_histogram_rejects_bad_input():
         density_histogram(torch.tensor([11, 0]), n_tokens=10)
     with pytest.raises(ValueError, match="len\\(edges\\) == len\\(counts\\) \\+ 1"):
         DensityHistogram([0.0, 1.0], [1, 2], dead=0, n_tokens=5)
+
+
+def test_metrics_refuse_empty_constant_and_non_finite_input():
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="at least one row"):
+        l0(torch.zeros(0, 5))
+    with pytest.raises(ValueError, match="must be finite"):
+        mse(x, torch.full_like(x, float("inf")))
+    with pytest.raises(ValueError, match="must be finite"):
+        l0(torch.tensor([[float("nan"), 1.0]]))
+    with pytest.raises(ValueError, match="does not vary"):
+        explained_variance(torch.ones(4, 3), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="floating-point"):
+        mse(torch.ones(2, 2, dtype=torch.long), torch.ones(2, 2, dtype=torch.long))

@@ -138,3 +138,45 @@ def test_bad_inputs_are_rejected_with_what_was_expected():
         sae.loss(torch.randn(2, 3, 8))
     with pytest.raises(ValueError, match="dead_mask"):
         sae.loss(torch.randn(2, 8), dead_mask=torch.zeros(5, dtype=torch.bool))
+
+
+def test_every_entry_point_refuses_the_same_bad_inputs_the_same_way():
+    from tutorial_sae.core.fast_step import loss_and_grads
+    from tutorial_sae.core.sae import ghost_grad_loss
+
+    sae = SAE(SAEConfig(d_in=4, d_sae=8))
+    x = torch.randn(3, 4)
+    steps = {
+        "loss": lambda x, mask=None: sae.loss(x, mask),
+        "fast step": lambda x, mask=None: loss_and_grads(sae, x, mask),
+    }
+    for name, step in steps.items():
+        with pytest.raises(ValueError, match=r"shape \[batch, 4\]"):
+            step(torch.randn(2, 3, 4))
+        with pytest.raises(ValueError, match="at least one row"):
+            step(torch.randn(0, 4))
+        with pytest.raises(ValueError, match="must be finite"):
+            step(torch.full((2, 4), float("nan")))
+        with pytest.raises(ValueError, match="floating-point"):
+            step(torch.ones(2, 4, dtype=torch.int64))
+        # An integer 0/1 mask would pick features 0 and 1 by index: refused, with the fix.
+        with pytest.raises(ValueError, match="bool tensor of shape \\(8,\\).*comparison"):
+            step(x, torch.tensor([0, 1, 0, 0, 0, 0, 0, 1]))
+        with pytest.raises(ValueError, match="bool tensor of shape \\(8,\\)"):
+            step(x, torch.zeros(7, dtype=torch.bool))
+    with pytest.raises(ValueError, match="bool tensor"):
+        ghost_grad_loss(x, x, torch.zeros(3, 8), sae.W_dec, torch.ones(8), torch.ones(3))
+
+
+def test_float64_and_float16_inputs_are_cast_to_the_sae_dtype():
+    from tutorial_sae.core.fast_step import loss_and_grads
+
+    sae = SAE(SAEConfig(d_in=4, d_sae=8, seed=1))
+    x = torch.randn(5, 4)
+    reference = sae.loss(x).total
+    for dtype in (torch.float64, torch.float16):
+        cast = x.to(dtype).float()
+        assert sae.encode(x.to(dtype)).dtype == torch.float32
+        torch.testing.assert_close(sae.loss(x.to(dtype)).total, sae.loss(cast).total)
+        torch.testing.assert_close(loss_and_grads(sae, x.to(dtype)).total, sae.loss(cast).total)
+    assert torch.isfinite(reference)

@@ -28,16 +28,38 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_activations(x: Tensor, d_in: int, name: str = "x") -> None:
-    """Raise ValueError unless `x` is a finite float tensor whose last dimension is `d_in`."""
+def check_activations(x: Tensor, d_in: int, name: str = "x", batch: bool = False) -> None:
+    """Raise ValueError unless `x` is a non-empty finite float tensor whose last dimension is `d_in`.
+
+    The one validator in front of the SAE maths (encode, decode, loss, the fast step, ghost
+    grads); `batch=True` also requires the 2-D [batch, d_in] shape a training step takes.
+    """
     if not isinstance(x, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < 1 or x.shape[-1] != d_in:
-        raise ValueError(
-            f"{name} must have shape [..., {d_in}] (d_in={d_in}), got {tuple(x.shape)}"
-        )
+    if x.ndim < 1 or x.shape[-1] != d_in or (batch and x.ndim != 2):
+        shape = f"[batch, {d_in}]" if batch else f"[..., {d_in}]"
+        raise ValueError(f"{name} must have shape {shape} (d_in={d_in}), got {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} must hold at least one row, got an empty tensor {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if not torch.isfinite(x).all():
         n_bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} must be finite, got {n_bad} NaN/inf values")
+
+
+def check_dead_mask(mask: Tensor | None, d_sae: int) -> None:
+    """Raise ValueError unless `mask` is None or a bool tensor of shape [d_sae].
+
+    An integer 0/1 mask would index features by number instead of selecting them: refused.
+    """
+    if mask is None:
+        return
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != (d_sae,):
+        got = (
+            f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
+        )
+        raise ValueError(
+            f"dead_mask must be a bool tensor of shape ({d_sae},), got {got}; "
+            "build it with a comparison, e.g. steps_since_fired >= dead_window"
+        )

@@ -9,6 +9,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from tutorial_sae.core.sae import SAE, SAEConfig, SAELoss, train_step
+from tutorial_sae.core.synthetic import RECOVERY_THRESHOLD, feature_recovery, recovered_fraction
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,45 @@ def _trace(
                 trace.mse.append(float(out.mse))
                 trace.l1.append(float(out.l1))
     return trace
+
+
+# Chapter 2's three SAEs: ours, run1's (projection without renormalisation), and the naive one.
+SAFEGUARD_VARIANTS = {
+    "all safeguards": SafeguardConfig(),
+    "projection only": SafeguardConfig(renormalise=False),
+    "none": SafeguardConfig(weighted_l1=False, project_grad=False, renormalise=False),
+}
+
+
+@dataclass
+class SafeguardComparison:
+    """Norm traces and feature recovery of SAEs that differ only in their decoder safeguards."""
+
+    traces: dict[str, NormTrace]
+    recovered: dict[str, float]
+    saes: dict[str, VariantSAE]
+
+
+def compare_safeguards(
+    x: Float[Tensor, "n d_in"],
+    dictionary: Float[Tensor, "n_features d_in"],
+    sae_cfg: SAEConfig,
+    n_steps: int,
+    batch_size: int = 256,
+    lr: float = 3e-3,
+    seed: int = 0,
+    variants: dict[str, SafeguardConfig] | None = None,
+    threshold: float = RECOVERY_THRESHOLD,
+) -> SafeguardComparison:
+    """Train one `VariantSAE` per safeguard setting on the same data and seed, tracing norms.
+
+    `recovered` is each variant's share of true features with a decoder direction at cosine
+    >= threshold (as in `feature_recovery`).
+    """
+    variants = SAFEGUARD_VARIANTS if variants is None else variants
+    traces, recovered, saes = {}, {}, {}
+    for name, safeguards in variants.items():
+        sae = saes[name] = VariantSAE(sae_cfg, safeguards)
+        traces[name] = train_tracing_norms(sae, x, n_steps, batch_size, lr, seed=seed)
+        recovered[name] = recovered_fraction(feature_recovery(sae, dictionary), threshold)
+    return SafeguardComparison(traces, recovered, saes)

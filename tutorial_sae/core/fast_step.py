@@ -7,6 +7,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from tutorial_sae.core.sae import SAE, SAELoss
+from tutorial_sae.utils import check_activations, check_dead_mask
 
 
 def _mm(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -39,8 +40,9 @@ def loss_and_grads(
     term adds the same chain rule through exp(pre) of the dead features (see `ghost_grad_loss`).
     """
     W_enc, W_dec, b_enc, b_dec = sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec
-    if x.ndim != 2 or x.shape[1] != sae.cfg.d_in:
-        raise ValueError(f"x must have shape [batch, {sae.cfg.d_in}], got {tuple(x.shape)}")
+    check_activations(x, sae.cfg.d_in, batch=True)
+    check_dead_mask(dead_mask, sae.cfg.d_sae)
+    x = x.to(W_enc.dtype)  # float16/float64 activations train in the SAE's own dtype
     batch = x.shape[0]
     c = sae.cfg.l1_coeff
     w_enc, w_dec = W_enc.to(matmul_dtype), W_dec.to(matmul_dtype)

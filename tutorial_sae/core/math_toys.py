@@ -156,3 +156,108 @@ def train_toy_model(cfg: ToyConfig) -> ToyModel:
     finally:
         torch.set_num_threads(threads)
     return ToyModel(cfg=cfg, W=W.detach().clone(), b=b.detach().clone(), losses=losses)
+
+
+@dataclass
+class ActivationCurves:
+    """ReLU and GELU on a grid of inputs, with their slopes taken by autograd."""
+
+    x: Float[Tensor, " n"]
+    relu: Float[Tensor, " n"]
+    gelu: Float[Tensor, " n"]
+    relu_slope: Float[Tensor, " n"]
+    gelu_slope: Float[Tensor, " n"]
+
+    @property
+    def gelu_min(self) -> float:
+        """GELU's lowest value on the grid (about -0.17, near x = -0.75)."""
+        return float(self.gelu.min())
+
+    @property
+    def gelu_argmin(self) -> float:
+        """The grid input where GELU is lowest."""
+        return float(self.x[self.gelu.argmin()])
+
+    def gelu_slope_at(self, x0: float) -> float:
+        """GELU's autograd slope at the grid point nearest x0."""
+        return float(self.gelu_slope[(self.x - x0).abs().argmin()])
+
+    @property
+    def closed_form_gap(self) -> float:
+        """Largest |autograd slope - gelu_grad|: how far autograd is from Phi(x) + x phi(x)."""
+        return float((self.gelu_slope - gelu_grad(self.x)).abs().max())
+
+    def differ_interval(self, tol: float = 0.05) -> tuple[float, float]:
+        """The smallest and largest input where GELU's value or slope is more than tol from ReLU's."""
+        differs = ((self.gelu - self.relu).abs() > tol) | (
+            (self.gelu_slope - self.relu_slope).abs() > tol
+        )
+        if not differs.any():
+            raise ValueError(f"GELU and ReLU agree within tol={tol} on the whole grid")
+        inside = self.x[differs]
+        return float(inside.min()), float(inside.max())
+
+
+def activation_curves(lo: float = -4.0, hi: float = 4.0, n: int = 401) -> ActivationCurves:
+    """ReLU(x) = max(0, x) and the exact GELU(x) = x Phi(x) with d/dx by autograd, on [lo, hi]."""
+    if not lo < hi or n < 2:
+        raise ValueError(f"expected lo < hi and n >= 2, got lo={lo}, hi={hi}, n={n}")
+    x = torch.linspace(lo, hi, n, requires_grad=True)
+    relu, gelu = torch.relu(x), gelu_exact(x)
+    (relu_slope,) = torch.autograd.grad(relu.sum(), x)
+    (gelu_slope,) = torch.autograd.grad(gelu.sum(), x)
+    return ActivationCurves(x.detach(), relu.detach(), gelu.detach(), relu_slope, gelu_slope)
+
+
+@dataclass
+class Shrinkage:
+    """The L1 (soft threshold) and L2 (ridge) minimisers, and the share of exact zeros each makes."""
+
+    lam: float
+    y: Float[Tensor, " n"]
+    l1_map: Float[Tensor, " n"]
+    l2_map: Float[Tensor, " n"]
+    strengths: Float[Tensor, " k"]
+    l1_zeros: Float[Tensor, " k"]
+    l2_zeros: Float[Tensor, " k"]
+    n_samples: int
+    l1_zeros_at_lam: float
+    l2_zeros_at_lam: float
+
+
+def shrinkage_comparison(
+    lam: float = 1.0,
+    n_samples: int = 10_000,
+    max_strength: float = 2.0,
+    n_strengths: int = 41,
+    seed: int = 0,
+) -> Shrinkage:
+    """Apply `soft_threshold` and `ridge_shrink` to N(0, 1) targets and count exact zeros.
+
+    At strength lam the L1 share of zeros estimates P(|y| <= lam) (0.683 for lam = 1); the L2
+    share stays 0, since y / (1 + 2 lam) is zero only when y is.
+    """
+    if lam < 0 or n_samples <= 0 or max_strength < 0 or n_strengths < 2:
+        raise ValueError(
+            f"expected lam >= 0, n_samples > 0, max_strength >= 0, n_strengths >= 2, got "
+            f"{lam}, {n_samples}, {max_strength}, {n_strengths}"
+        )
+    y = torch.linspace(-3, 3, 301)
+    samples = torch.randn(n_samples, generator=torch.Generator().manual_seed(seed))
+    strengths = torch.linspace(0, max_strength, n_strengths)
+
+    def zeros(shrink, strength: float) -> float:
+        return float((shrink(samples, strength) == 0).float().mean())
+
+    return Shrinkage(
+        lam=lam,
+        y=y,
+        l1_map=soft_threshold(y, lam),
+        l2_map=ridge_shrink(y, lam),
+        strengths=strengths,
+        l1_zeros=torch.tensor([zeros(soft_threshold, float(s)) for s in strengths]),
+        l2_zeros=torch.tensor([zeros(ridge_shrink, float(s)) for s in strengths]),
+        n_samples=n_samples,
+        l1_zeros_at_lam=zeros(soft_threshold, lam),
+        l2_zeros_at_lam=zeros(ridge_shrink, lam),
+    )

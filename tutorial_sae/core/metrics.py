@@ -9,10 +9,22 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from tutorial_sae.utils import check_activations
+
 DENSE_THRESHOLD = 0.1
 
 
+def _check(t: Tensor, name: str) -> None:
+    """Metrics take a non-empty, finite float tensor of shape [..., d]: else a ValueError."""
+    if not isinstance(t, Tensor) or t.ndim < 1:
+        got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(f"{name} must be a tensor of shape [..., d], got {got}")
+    check_activations(t, t.shape[-1], name)
+
+
 def _check_pair(x: Tensor, x_hat: Tensor) -> None:
+    _check(x, "x")
+    _check(x_hat, "x_hat")
     if x.shape != x_hat.shape:
         raise ValueError(
             f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}"
@@ -21,6 +33,7 @@ def _check_pair(x: Tensor, x_hat: Tensor) -> None:
 
 def l0(f: Float[Tensor, "... d_sae"]) -> float:
     """Mean number of non-zero features per token."""
+    _check(f, "f")
     return float((f != 0).float().sum(-1).mean())
 
 
@@ -36,8 +49,13 @@ def explained_variance(x: Float[Tensor, "batch d_in"], x_hat: Float[Tensor, "bat
     x2, xh2 = x.reshape(-1, x.shape[-1]), x_hat.reshape(-1, x.shape[-1])
     if x2.shape[0] < 2:
         raise ValueError(f"explained_variance needs at least 2 tokens, got {x2.shape[0]}")
-    resid = (x2 - xh2).pow(2).sum()
-    total = (x2 - x2.mean(0)).pow(2).sum()
+    resid = (x2 - xh2).double().pow(2).sum()
+    total = (x2 - x2.mean(0)).double().pow(2).sum()
+    if total == 0:
+        raise ValueError(
+            "explained_variance is undefined when x does not vary (every token is the same "
+            "vector): there is no variance to explain"
+        )
     return float(1 - resid / total)
 
 
@@ -46,6 +64,7 @@ def feature_density(f: Float[Tensor, "... d_sae"]) -> Float[Tensor, " d_sae"]:
     f2 = f.reshape(-1, f.shape[-1])
     if f2.shape[0] == 0:
         raise ValueError("feature_density needs at least one token, got 0")
+    _check(f2, "f")
     return (f2 > 0).float().mean(0)
 
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from tutorial_sae.paths import atomic_write_bytes
-from tutorial_sae.utils import check_activations
+from tutorial_sae.utils import check_activations, check_dead_mask
 
 WEIGHTS_FILE = "sae.safetensors"
 CONFIG_FILE = "cfg.json"
@@ -81,14 +81,14 @@ class SAE(nn.Module):
         return (x - self.b_dec) @ self.W_enc + self.b_enc
 
     def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
-        """Feature activations f(x) = ReLU(pre_acts(x))."""
+        """Feature activations f(x) = ReLU(pre_acts(x)); x is cast to the SAE's dtype."""
         check_activations(x, self.cfg.d_in)
-        return torch.relu(self.pre_acts(x))
+        return torch.relu(self.pre_acts(x.to(self.W_enc.dtype)))
 
     def decode(self, f: Float[Tensor, "... d_sae"]) -> Float[Tensor, "... d_in"]:
-        """Reconstruction x_hat = f W_dec + b_dec."""
+        """Reconstruction x_hat = f W_dec + b_dec; f is cast to the SAE's dtype."""
         check_activations(f, self.cfg.d_sae, name="f")
-        return f @ self.W_dec + self.b_dec
+        return f.to(self.W_dec.dtype) @ self.W_dec + self.b_dec
 
     def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_in"]:
         """Reconstruct x through the sparse code."""
@@ -103,9 +103,9 @@ class SAE(nn.Module):
 
         With `dead_mask`, adds the ghost-grad term of Anthropic's January 2024 update.
         """
-        check_activations(x, self.cfg.d_in)
-        if x.ndim != 2:
-            raise ValueError(f"x must have shape [batch, {self.cfg.d_in}], got {tuple(x.shape)}")
+        check_activations(x, self.cfg.d_in, batch=True)
+        check_dead_mask(dead_mask, self.cfg.d_sae)
+        x = x.to(self.W_enc.dtype)
         pre = self.pre_acts(x)
         f = torch.relu(pre)
         x_hat = f @ self.W_dec + self.b_dec
@@ -114,11 +114,6 @@ class SAE(nn.Module):
         l1 = self.cfg.l1_coeff * (f * self.W_dec.norm(dim=-1)).sum(-1).mean()
         ghost = torch.zeros((), device=x.device, dtype=mse.dtype)
         if dead_mask is not None:
-            if dead_mask.shape != (self.cfg.d_sae,) or dead_mask.dtype != torch.bool:
-                raise ValueError(
-                    f"dead_mask must be a bool tensor of shape ({self.cfg.d_sae},), "
-                    f"got {dead_mask.dtype} {tuple(dead_mask.shape)}"
-                )
             if dead_mask.any():
                 # The ghost term is for dead features only: cut its path into the shared b_dec
                 # (same value; b_dec's gradient through pre cancels). Left in, that gradient moved
@@ -186,6 +181,7 @@ def ghost_grad_loss(
     x - x_hat; their MSE against the detached residual is rescaled to the size of the main
     MSE so the term gives dead features a gradient without changing the loss's scale.
     """
+    check_dead_mask(dead_mask, W_dec.shape[0])
     residual = (x - x_hat).detach()
     ghost_out = torch.exp(pre_acts[:, dead_mask]) @ W_dec[dead_mask]
     scale = residual.norm(dim=-1) / (2 * ghost_out.norm(dim=-1) + 1e-6)

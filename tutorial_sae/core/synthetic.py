@@ -10,6 +10,9 @@ from torch import Tensor
 
 from tutorial_sae.core.sae import SAE
 
+# A true feature counts as recovered when some decoder direction is this close to it (cosine).
+RECOVERY_THRESHOLD = 0.9
+
 
 @dataclass
 class SparseDataset:
@@ -18,6 +21,17 @@ class SparseDataset:
     x: Float[Tensor, "n_samples d"]
     codes: Float[Tensor, "n_samples n_features"]
     dictionary: Float[Tensor, "n_features d"]
+
+    @property
+    def mean_l0(self) -> float:
+        """Active true features per sample, on average: the L0 a perfect SAE would reach."""
+        return float((self.codes > 0).float().sum(-1).mean())
+
+    @property
+    def max_overlap(self) -> float:
+        """Largest |cosine| between two different true features (0 only if they are orthogonal)."""
+        cos = self.dictionary @ self.dictionary.T
+        return float((cos - torch.diag(cos.diagonal())).abs().max())
 
 
 def make_sparse_dataset(
@@ -60,3 +74,14 @@ def feature_recovery(sae: SAE, true_dictionary: Float[Tensor, "n_features d"]) -
         learned = sae.W_dec / sae.W_dec.norm(dim=-1, keepdim=True)
         truth = true_dictionary / true_dictionary.norm(dim=-1, keepdim=True)
         return (truth.to(learned) @ learned.T).max(dim=1).values.cpu()
+
+
+def recovered_fraction(
+    best_cos: Float[Tensor, " n_features"], threshold: float = RECOVERY_THRESHOLD
+) -> float:
+    """Share of true features whose best cosine (from `feature_recovery`) is at least threshold."""
+    if best_cos.ndim != 1 or best_cos.numel() == 0:
+        raise ValueError(
+            f"best_cos must be a non-empty 1-D tensor, got shape {tuple(best_cos.shape)}"
+        )
+    return float((best_cos >= threshold).float().mean())

@@ -10,10 +10,11 @@ from tutorial_sae.exercises.ch3 import (
     check_dead_feature_mask,
     check_ghost_grad_loss,
 )
-from tutorial_sae.exercises.runner import CheckResult
+from tutorial_sae.exercises.runner import CheckResult, set_time_limit
 
 __all__ = [
     "CheckResult",
+    "set_time_limit",
     "check_encode",
     "check_gelu",
     "check_norms",

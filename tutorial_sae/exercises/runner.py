@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +15,17 @@ from torch import Tensor
 
 ATOL = 1e-5
 RTOL = 1e-4
+# Seconds one case may take; a slow or looping student function is stopped, not waited for.
+TIME_LIMIT_S = 5.0
+_settings = {"time_limit": TIME_LIMIT_S}
+
+
+def set_time_limit(seconds: float | None) -> None:
+    """Change the seconds every checker allows one case (None: no limit), e.g. on a slow laptop."""
+    if seconds is not None and (isinstance(seconds, bool) or not seconds > 0):
+        raise ValueError(f"expected a time limit > 0 seconds or None, got {seconds!r}")
+    _settings["time_limit"] = seconds
+
 
 Case = dict[str, Any]
 
@@ -77,7 +91,48 @@ def compare_tensors(
     )
 
 
-def _student_error(name: str, err: Exception) -> str:
+class CheckTimeout(Exception):
+    """A student function ran past the checker's time limit (raised inside it by a timer)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise CheckTimeout in the running code after `seconds` (main thread, POSIX only).
+
+    A timer signal interrupts Python code between bytecodes and torch between operations, so
+    the kernel survives. Where signals are unavailable (another thread, Windows) no limit is set.
+    """
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise CheckTimeout(f"it ran for more than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _student_error(name: str, err: BaseException) -> str:
+    if isinstance(err, CheckTimeout):
+        return (
+            f"✗ {name}: your function was stopped: {err} on one case (the reference takes a "
+            "fraction of that). Look for a loop that never ends or a loop over every element."
+        )
+    if isinstance(err, (SystemExit, KeyboardInterrupt)):
+        return (
+            f"✗ {name}: your function was interrupted ({type(err).__name__}); nothing was checked."
+        )
     if isinstance(err, NotImplementedError):
         return (
             f"✗ {name}: not implemented yet (replace `raise NotImplementedError` with your code)."
@@ -115,16 +170,23 @@ def run_check(
     mistakes: Sequence[Mistake] = (),
     hint: str = "",
     verbose: bool = True,
+    time_limit: float | None = ...,
 ) -> CheckResult:
     """Call `student_fn` and `reference` on each seeded case; print one line; never raise.
 
     On a mismatch, the student's output is compared with each known mistake: a match gives
-    that mistake's hint, otherwise the generic `hint`.
+    that mistake's hint, otherwise the generic `hint`. Each call of `student_fn` may take
+    `time_limit` seconds (None: no limit; default: `set_time_limit`'s value, 5 s); SystemExit
+    and KeyboardInterrupt raised by it are reported as a failed check rather than ending the cell.
     """
+    if time_limit is ...:
+        time_limit = _settings["time_limit"]
+    if time_limit is not None and (isinstance(time_limit, bool) or not time_limit > 0):
+        raise ValueError(f"expected time_limit > 0 seconds or None, got {time_limit!r}")
     if not callable(student_fn):
         result = CheckResult(name, False, f"✗ {name}: expected a function, got {student_fn!r}.")
     else:
-        result = _run_cases(name, student_fn, reference, cases, compare, mistakes, hint)
+        result = _run_cases(name, student_fn, reference, cases, compare, mistakes, hint, time_limit)
     if verbose:
         print(result.message)
     return result
@@ -138,13 +200,16 @@ def _run_cases(
     compare: Callable[[Any, Any], str | None],
     mistakes: Sequence[Mistake],
     hint: str,
+    time_limit: float | None,
 ) -> CheckResult:
     for number, case in enumerate(cases, start=1):
         with torch.no_grad():
             expected = reference(**_clone(case))
         try:
-            got = student_fn(**_clone(case))
-        except Exception as err:  # a student's bug must never stop the notebook
+            with _time_limit(time_limit):
+                got = student_fn(**_clone(case))
+        # A student's bug, loop or exit() must never stop the notebook.
+        except (Exception, SystemExit, KeyboardInterrupt) as err:
             return CheckResult(name, False, _student_error(name, err))
         problem = _safe_compare(compare, got, expected)
         if problem is None:
