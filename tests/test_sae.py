@@ -150,7 +150,7 @@ def test_every_entry_point_refuses_the_same_bad_inputs_the_same_way():
         "loss": lambda x, mask=None: sae.loss(x, mask),
         "fast step": lambda x, mask=None: loss_and_grads(sae, x, mask),
     }
-    for name, step in steps.items():
+    for step in steps.values():
         with pytest.raises(ValueError, match=r"shape \[batch, 4\]"):
             step(torch.randn(2, 3, 4))
         with pytest.raises(ValueError, match="at least one row"):

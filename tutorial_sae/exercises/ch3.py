@@ -10,8 +10,8 @@ from torch import Tensor
 
 from tutorial_sae.core.metrics import ce_loss_recovered
 from tutorial_sae.core.sae import ghost_grad_loss
-from tutorial_sae.training.resample import update_dead_counters
 from tutorial_sae.exercises.runner import CheckResult, Mistake, compare_tensors, run_check
+from tutorial_sae.training.resample import update_dead_counters
 
 
 def _dead_mask_ref(steps_since_fired: Tensor, feature_acts: Tensor, dead_window: int) -> Tensor:
