@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tutorial_sae"
 # Bottom to top; a module may import its own layer and the layers before it.
 LAYERS = ("base", "core", "data", "models", "training", "analysis", "plots", "exercises", "build")
-BASE_MODULES = {"tutorial_sae.utils", "tutorial_sae.paths"}
+BASE_MODULES = {"tutorial_sae.utils", "tutorial_sae.paths", "tutorial_sae.errors"}
 # Extra limits on top of the order: core is pure SAE maths; figures never train.
 FORBIDDEN = {"core": {"data", "models", "training", "analysis", "plots", "exercises"}}
 FORBIDDEN["plots"] = {"training"}
@@ -153,3 +153,15 @@ def test_importing_the_package_loads_no_model_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_name_the_package_exports_resolves():
+    import tutorial_sae
+
+    missing = []
+    for name in tutorial_sae.__all__:
+        try:
+            getattr(tutorial_sae, name)
+        except (AttributeError, ImportError) as err:
+            missing.append(f"{name}: {err}")
+    assert not missing, missing

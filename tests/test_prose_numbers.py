@@ -60,6 +60,21 @@ ALLOWED: dict[str, dict[str, str]] = {
         "2024": "Anthropic's January 2024 circuits update (citation date)",
         "8": "mini/run1's expansion factor (the shipped SAE's config, training.presets.RUN1)",
     },
+    "04_neighbourhoods": {
+        **MODELS,
+        "1,024": "mini/x2's dictionary size (shipped SAE)",
+        "4,096": "mini/run1's dictionary size (shipped SAE)",
+        "2": "expansion factor of mini/x2; a 2D projection; families of 2 to 4 children (definition)",
+        "3": "a 3D projection",
+        "4": "expansion factor of mini/x4; families of 2 to 4 children (definition)",
+        "8": "expansion factor of mini/run1 (shipped SAE)",
+        "0.1%": "the density floor of the exemplar features (analysis.features, a definition)",
+        "90%": "the language purity of the exemplar features (a definition)",
+        "0.5": "the decoder cosine that makes a child of a splitting family (a definition)",
+        "80%": "the coverage that makes a splitting family (a definition)",
+        "20": "the number of top activations a dedicated feature is judged on (a definition)",
+        "1": "trustworthiness's best value (definition)",
+    },
     "appendix_data": {
         **MODELS,
         "95/5": "the corpus's train/eval split by document hash (data.corpus.EVAL_FRACTION)",
@@ -81,7 +96,8 @@ STRIP = [
     re.compile(r"^\s*\d+\.\s", re.M),  # numbered list markers
     re.compile(r"\*\*Difficulty\*\*.*$", re.M),  # the exercise's difficulty and minutes line
     re.compile(
-        r"\b(?:[Ss]ections?|[Cc]hapters?|[Ee]xercises?|[Ff]igures?)\s+[\d.]+(?:\s+and\s+[\d.]+)?"
+        r"\b(?:[Ss]ections?|[Cc]hapters?|[Ee]xercises?|[Ff]igures?)\s+[\d.]+"
+        r"(?:\s*[-–]\s*[\d.]+)?(?:\s+and\s+[\d.]+)?"
     ),
     re.compile(r"\b(?:19|20)\d\d\b(?=[),;])"),  # a citation's year: "(Elhage et al., 2022)"
 ]

@@ -115,9 +115,9 @@ def test_load_rejects_missing_or_mismatched_files(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"d_in": 0}, "d_in must be a positive int"),
-        ({"d_sae": -3}, "d_sae must be a positive int"),
-        ({"l1_coeff": -1.0}, "l1_coeff must be a finite number >= 0"),
+        ({"d_in": 0}, "d_in must be an int >= 1"),
+        ({"d_sae": -3}, "d_sae must be an int >= 1"),
+        ({"l1_coeff": -1.0}, "l1_coeff must be a finite number in"),
         ({"l1_coeff": float("nan")}, "l1_coeff"),
     ],
 )

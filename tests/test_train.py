@@ -211,3 +211,40 @@ def test_bad_config_values_are_rejected():
         TrainConfig(dead_features="sometimes")
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_steps": True}, "n_steps must be an int >= 1, got bool"),
+        ({"batch_size": 2.0}, "batch_size must be an int >= 1, got float"),
+        ({"lr": "1e-3"}, "lr must be a finite number in \\(0.0, inf\\], got str"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"resample_density": 1.5}, "resample_density must be a finite number in \\(0.0, 1.0\\]"),
+        ({"betas": (0.9,)}, "betas must be a pair"),
+        ({"betas": (0.9, 1.5)}, "betas\\[1\\] must be a finite number in \\[0.0, 1.0\\]"),
+        ({"seed": -1}, "seed must be an int >= 0"),
+        ({"device": "gpu"}, "device must be None or a torch device name"),
+        ({"resample_stop": True}, "resample_stop must be an int >= 0"),
+        ({"sae": {"d_in": 4}}, "sae must be an SAEConfig"),
+        ({"hook": ""}, "hook must be a hook name"),
+    ],
+)
+def test_train_config_refuses_bad_fields_by_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**change)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"d_in": True}, "d_in must be an int >= 1, got bool"),
+        ({"d_sae": 0}, "d_sae must be an int >= 1"),
+        ({"l1_coeff": "1.0"}, "l1_coeff must be a finite number in \\[0.0, inf\\], got str"),
+        ({"l1_coeff": -1.0}, "l1_coeff must be a finite number"),
+        ({"seed": 1.5}, "seed must be an int >= 0, got float"),
+    ],
+)
+def test_sae_config_refuses_bad_fields_by_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        SAEConfig(**change)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -63,3 +64,38 @@ def check_dead_mask(mask: Tensor | None, d_sae: int) -> None:
             f"dead_mask must be a bool tensor of shape ({d_sae},), got {got}; "
             "build it with a comparison, e.g. steps_since_fired >= dead_window"
         )
+
+
+def check_int(value, name: str, minimum: int = 1) -> None:
+    """Raise ValueError unless `value` is an int (not a bool) >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"{name} must be an int >= {minimum}, got {type(value).__name__}: {value!r}"
+        )
+
+
+def check_number(
+    value, name: str, low: float = float("-inf"), high: float = float("inf"), open_low: bool = False
+) -> None:
+    """Raise ValueError unless `value` is a finite real number in [low, high] ((low, high] if open_low)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise ValueError(
+            f"{name} must be a finite number in {bracket}{low}, {high}], got "
+            f"{type(value).__name__}: {value!r}"
+        )
+
+
+def check_device(device) -> None:
+    """Raise ValueError unless `device` is None or names a torch device ("cpu", "cuda:0", ...)."""
+    if device is None or isinstance(device, torch.device):
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device must be None or a torch device name such as 'cpu' or 'cuda', got {device!r}"
+        ) from err

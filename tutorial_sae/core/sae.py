@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from tutorial_sae.paths import atomic_write_bytes
-from tutorial_sae.utils import check_activations, check_dead_mask
+from tutorial_sae.utils import check_activations, check_dead_mask, check_int, check_number
 
 WEIGHTS_FILE = "sae.safetensors"
 CONFIG_FILE = "cfg.json"
@@ -32,12 +32,10 @@ class SAEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("d_in", "d_sae"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not (self.l1_coeff >= 0 and self.l1_coeff != float("inf")):
-            raise ValueError(f"l1_coeff must be a finite number >= 0, got {self.l1_coeff!r}")
+        check_int(self.d_in, "d_in")
+        check_int(self.d_sae, "d_sae")
+        check_number(self.l1_coeff, "l1_coeff", low=0.0)
+        check_int(self.seed, "seed", minimum=0)
 
     @property
     def expansion(self) -> float:

@@ -14,12 +14,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tutorial_sae.errors import HubUnavailableError
+
 GELU_1L_REPO = "NeelNanda/GELU_1L512W_C4_Code"
+
 PROBE_TIMEOUT_S = 3.0
-
-
-class HubUnavailableError(OSError):
-    """A hub file is neither reachable nor in the local cache."""
 
 
 def _truthy(value: str | None) -> bool:

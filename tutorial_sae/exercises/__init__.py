@@ -10,6 +10,16 @@ from tutorial_sae.exercises.ch3 import (
     check_dead_feature_mask,
     check_ghost_grad_loss,
 )
+from tutorial_sae.exercises.ch4 import (
+    check_best_match_cosine,
+    check_cosine_neighbours,
+    check_knn_agreement,
+)
+from tutorial_sae.exercises.ch6 import (
+    check_ablated_activation,
+    check_attribution,
+    check_jaccard_top_k,
+)
 from tutorial_sae.exercises.runner import CheckResult, set_time_limit
 
 __all__ = [
@@ -24,4 +34,10 @@ __all__ = [
     "check_ce_loss_recovered",
     "check_dead_feature_mask",
     "check_ghost_grad_loss",
+    "check_best_match_cosine",
+    "check_cosine_neighbours",
+    "check_knn_agreement",
+    "check_ablated_activation",
+    "check_attribution",
+    "check_jaccard_top_k",
 ]

@@ -18,6 +18,7 @@ from tutorial_sae.core.fast_step import fast_train_step
 from tutorial_sae.core.metrics import explained_variance, l0
 from tutorial_sae.core.sae import SAE, SAEConfig, SAELoss, train_step
 from tutorial_sae.data.activations import DEFAULT_HOOK, ActivationStream, TensorBatches
+from tutorial_sae.errors import NonFiniteLossError
 from tutorial_sae.training.checkpoint import (
     Checkpoint,
     checkpoint_path,
@@ -27,7 +28,13 @@ from tutorial_sae.training.checkpoint import (
     save_checkpoint,
 )
 from tutorial_sae.training.resample import resample_dead_features, update_dead_counters
-from tutorial_sae.utils import get_device, set_seed
+from tutorial_sae.utils import (
+    check_device,
+    check_int,
+    check_number,
+    get_device,
+    set_seed,
+)
 
 DeadFeatureMethod = Literal["ghost", "resample", "none"]
 # Settings that may change between a run and its resumption without changing the result.
@@ -84,11 +91,21 @@ class TrainConfig:
             "log_every",
             "checkpoint_every",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+            check_int(getattr(self, name), name)
+        check_int(self.seed, "seed", minimum=0)
+        if not isinstance(self.sae, SAEConfig):
+            raise ValueError(f"sae must be an SAEConfig, got {type(self.sae).__name__}")
+        check_number(self.lr, "lr", low=0.0, open_low=True)
+        check_number(self.resample_density, "resample_density", low=0.0, high=1.0, open_low=True)
+        if not (isinstance(self.betas, (tuple, list)) and len(self.betas) == 2):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            check_number(beta, f"betas[{i}]", low=0.0, high=1.0)
+        check_device(self.device)
+        if not isinstance(self.hook, str) or not self.hook:
+            raise ValueError(
+                f"hook must be a hook name such as {DEFAULT_HOOK!r}, got {self.hook!r}"
+            )
         choices = {
             "dead_features": ("ghost", "resample", "none"),
             "backward": ("manual", "autograd"),
@@ -98,12 +115,8 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.resample_stop is not None and (
-            not isinstance(self.resample_stop, int) or self.resample_stop < 0
-        ):
-            raise ValueError(
-                f"resample_stop must be None or an int >= 0, got {self.resample_stop!r}"
-            )
+        if self.resample_stop is not None:
+            check_int(self.resample_stop, "resample_stop", minimum=0)
         if self.buffer_batches < 2:
             raise ValueError(f"buffer_batches must be >= 2, got {self.buffer_batches}")
 
@@ -146,10 +159,6 @@ class TrainResult:
     @property
     def tokens_per_second(self) -> float:
         return self.n_tokens / self.seconds if self.seconds > 0 else float("nan")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training stopped because the loss became NaN or infinite."""
 
 
 def train_sae_on(

@@ -1,0 +1,381 @@
+"""Feature geometry: cosine neighbours, label agreement, projections, splitting, completeness (chapter 4).
+
+The seed paper plots features in 2D/3D and reads their nearest neighbours by cosine; Bricken et
+al. 2023 (*Towards Monosemanticity*) match features across dictionary sizes ("feature
+splitting"); Templeton et al. 2024 (*Scaling Monosemanticity*) ask how likely a concept is to
+have a dedicated feature as a function of its frequency ("completeness").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from tutorial_sae.analysis.features import FeatureStats
+from tutorial_sae.core.sae import SAE
+
+PROJECTION_METHODS = ("pca", "umap")
+
+
+def decoder_directions(sae: SAE) -> Float[Tensor, "d_sae d_in"]:
+    """Unit-norm rows of W_dec: the direction each feature writes."""
+    return torch.nn.functional.normalize(sae.W_dec.detach().float().cpu(), dim=-1)
+
+
+def encoder_directions(sae: SAE) -> Float[Tensor, "d_sae d_in"]:
+    """Unit-norm columns of W_enc: the direction each feature reads (the paper's plots)."""
+    return torch.nn.functional.normalize(sae.W_enc.detach().float().cpu().T, dim=-1)
+
+
+def encoder_decoder_cosine(sae: SAE) -> Float[Tensor, " d_sae"]:
+    """cos(W_enc[:, i], W_dec[i]) per feature: 1 only if a feature reads what it writes."""
+    return (encoder_directions(sae) * decoder_directions(sae)).sum(-1)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The k nearest directions of each row by cosine similarity (self excluded)."""
+
+    indices: Int[Tensor, "n k"]
+    cosines: Float[Tensor, "n k"]
+
+
+def _check_directions(directions: Tensor) -> None:
+    if not isinstance(directions, Tensor) or directions.ndim != 2:
+        got = tuple(directions.shape) if isinstance(directions, Tensor) else type(directions)
+        raise ValueError(f"expected directions of shape [n, d], got {got}")
+
+
+def cosine_neighbours(
+    directions: Float[Tensor, "n d"], k: int = 10, chunk: int = 2048
+) -> Neighbours:
+    """Top-k cosine neighbours of every row among the other rows (chunked: n can be 16,384)."""
+    _check_directions(directions)
+    if not 1 <= k < len(directions):
+        raise ValueError(f"expected 1 <= k < {len(directions)}, got {k}")
+    unit = torch.nn.functional.normalize(directions.float(), dim=-1)
+    values, indices = [], []
+    for start in range(0, len(unit), chunk):
+        cos = unit[start : start + chunk] @ unit.T
+        rows = torch.arange(len(cos))
+        cos[rows, rows + start] = -float("inf")
+        top = cos.topk(k, dim=-1)
+        values.append(top.values)
+        indices.append(top.indices)
+    return Neighbours(torch.cat(indices), torch.cat(values))
+
+
+@dataclass(frozen=True)
+class KnnAgreement:
+    """Mean share of a feature's k neighbours with its own label, and the shuffled baseline."""
+
+    agreement: float
+    shuffled: float
+    shuffled_std: float
+    per_feature: Float[Tensor, " n"]
+
+
+def knn_agreement(
+    neighbours: Int[Tensor, "n k"],
+    labels: Int[Tensor, " n"],
+    n_shuffles: int = 20,
+    seed: int = 0,
+) -> KnnAgreement:
+    """kNN label agreement over features with a label (>= 0); neighbours that are unlabelled
+    count as disagreeing. The baseline permutes the labels among labelled features."""
+    if neighbours.ndim != 2 or labels.shape != (len(neighbours),):
+        raise ValueError(
+            f"expected neighbours [n, k] and labels [n], got {tuple(neighbours.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    keep = labels >= 0
+    if not keep.any():
+        raise ValueError("expected at least one labelled feature (label >= 0), got none")
+
+    def score(lab: Tensor) -> Tensor:
+        return (lab[neighbours] == lab[:, None]).float().mean(-1)[keep]
+
+    per_feature = score(labels)
+    gen = torch.Generator().manual_seed(seed)
+    shuffled = []
+    for _ in range(n_shuffles):
+        lab = labels.clone()
+        lab[keep] = labels[keep][torch.randperm(int(keep.sum()), generator=gen)]
+        shuffled.append(float(score(lab).mean()))
+    base = torch.tensor(shuffled)
+    return KnnAgreement(
+        float(per_feature.mean()), float(base.mean()), float(base.std()), per_feature
+    )
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Low-dimensional coordinates of directions and how they were made."""
+
+    coords: Float[Tensor, "n n_components"]
+    method: str
+
+
+def project(
+    directions: Float[Tensor, "n d"], method: str = "pca", n_components: int = 2, seed: int = 0
+) -> Projection:
+    """PCA (on the unit directions, via torch's SVD) or UMAP (cosine metric, McInnes et al.
+    2018; umap-learn imported only here: it compiles with numba, tens of seconds on first use)."""
+    _check_directions(directions)
+    if method not in PROJECTION_METHODS:
+        raise ValueError(f"expected method in {PROJECTION_METHODS}, got {method!r}")
+    unit = torch.nn.functional.normalize(directions.float(), dim=-1)
+    if method == "pca":
+        centred = unit - unit.mean(0)
+        _, _, v = torch.linalg.svd(centred, full_matrices=False)
+        return Projection(centred @ v[:n_components].T, method)
+    import umap
+
+    reducer = umap.UMAP(n_components=n_components, metric="cosine", random_state=seed, n_jobs=1)
+    return Projection(torch.from_numpy(reducer.fit_transform(unit.numpy())).float(), method)
+
+
+def trustworthiness(
+    directions: Float[Tensor, "n d"], coords: Float[Tensor, "n c"], k: int = 10
+) -> float:
+    """scikit-learn's trustworthiness (Venna & Kaski 2001) of a projection, cosine in the input:
+    1 when every point's k nearest neighbours in the plot are neighbours in the original space."""
+    from sklearn.manifold import trustworthiness as sk_trustworthiness
+
+    if len(directions) != len(coords):
+        raise ValueError(
+            f"expected as many coords as directions, got {len(coords)} and {len(directions)}"
+        )
+    return float(
+        sk_trustworthiness(directions.numpy(), coords.numpy(), n_neighbors=k, metric="cosine")
+    )
+
+
+@dataclass(frozen=True)
+class DictionaryMatch:
+    """For each feature of dictionary A, its best decoder-cosine match in dictionary B."""
+
+    best_cosine: Float[Tensor, " n_a"]
+    best_index: Int[Tensor, " n_a"]
+    random_cosine: Float[Tensor, " n_a"]
+
+    @property
+    def median(self) -> float:
+        return float(self.best_cosine.median())
+
+    @property
+    def random_median(self) -> float:
+        return float(self.random_cosine.median())
+
+
+def best_matches(a: Float[Tensor, "n_a d"], b: Float[Tensor, "n_b d"]) -> DictionaryMatch:
+    """max_j cos(a_i, b_j) for every row of `a`; the baseline draws len(a) random unit
+    directions (seed 0) and matches them against `b` the same way (Bricken et al. 2023)."""
+    _check_directions(a)
+    _check_directions(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"expected directions of the same width, got {a.shape[1]} and {b.shape[1]}"
+        )
+    b = torch.nn.functional.normalize(b.float(), dim=-1)
+    best = (torch.nn.functional.normalize(a.float(), dim=-1) @ b.T).max(-1)
+    gen = torch.Generator().manual_seed(0)
+    rand = torch.nn.functional.normalize(torch.randn(a.shape, generator=gen), dim=-1)
+    return DictionaryMatch(best.values, best.indices, (rand @ b.T).max(-1).values)
+
+
+@dataclass(frozen=True)
+class SplittingFamily:
+    """A parent feature of a small SAE and the children (of a larger one) that split it."""
+
+    parent: int
+    children: tuple[int, ...]
+    child_cosines: tuple[float, ...]
+    parent_firings: int
+    coverage: float
+    child_shares: tuple[float, ...]
+
+
+@torch.no_grad()
+def splitting_families(
+    small: SAE, large: SAE, acts: Float[Tensor, "n_seq pos d_in"], min_cosine: float = 0.5,
+    min_children: int = 2, max_children: int = 4, min_firings: int = 20, chunk: int = 4096,
+) -> list[SplittingFamily]:  # fmt: skip
+    """Parents with min_children to max_children children (decoder cosine >= min_cosine), best first.
+
+    coverage: of the non-BOS tokens where the parent fires, the share where at least one child
+    fires; child_shares: the share where each child fires.
+    """
+    cos = decoder_directions(small) @ decoder_directions(large).T
+    member = cos >= min_cosine
+    n_children = member.sum(-1)
+    parents = ((n_children >= min_children) & (n_children <= max_children)).nonzero().flatten()
+    if not len(parents):
+        return []
+    children = member[parents].any(0).nonzero().flatten()
+    flat = acts[:, 1:].reshape(-1, acts.shape[-1]).float()
+    fires = torch.zeros(len(parents), dtype=torch.long)
+    joint = torch.zeros(len(parents), len(children), dtype=torch.long)
+    any_child = torch.zeros(len(parents), dtype=torch.long)
+    sub_member = member[parents][:, children].float()
+    for start in range(0, len(flat), chunk):
+        x = flat[start : start + chunk]
+        p = _encode_subset(small, x, parents).float()
+        c = _encode_subset(large, x, children).float()
+        fires += p.sum(0).long()
+        joint += (p.T @ c).long()
+        any_child += (p * ((c @ sub_member.T) > 0)).sum(0).long()
+    families = []
+    for row, parent in enumerate(parents.tolist()):
+        if fires[row] < min_firings:
+            continue
+        cols = sub_member[row].nonzero().flatten()
+        families.append(SplittingFamily(
+            parent, tuple(children[cols].tolist()), tuple(cos[parent, children[cols]].tolist()),
+            int(fires[row]), float(any_child[row] / fires[row]),
+            tuple((joint[row, cols].float() / fires[row]).tolist()),
+        ))  # fmt: skip
+    return sorted(families, key=lambda f: (-f.coverage, -f.parent_firings))
+
+
+def _encode_subset(sae: SAE, x: Tensor, features: Tensor) -> Bool[Tensor, "n f"]:
+    w, b = sae.W_enc[:, features].cpu(), sae.b_enc[features].cpu()
+    return ((x - sae.b_dec.cpu()) @ w + b) > 0
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """Per token type: held-out frequency and whether some feature is dedicated to it."""
+
+    frequency: Float[Tensor, " d_vocab"]
+    covered: Bool[Tensor, " d_vocab"]
+    n_dedicated: int
+
+
+def dedicated_tokens(
+    top_tokens: Int[Tensor, "d_sae k"], min_share: float = 0.5, min_top: int = 5
+) -> Int[Tensor, " d_sae"]:
+    """The token a feature is dedicated to (its most common top-k token when that token makes
+    up >= min_share of its >= min_top top activations), else -1."""
+    valid = top_tokens >= 0
+    n = valid.sum(-1)
+    mode = torch.where(valid, top_tokens, top_tokens.max() + 1).mode(-1).values
+    share = ((top_tokens == mode[:, None]) & valid).sum(-1) / n.clamp_min(1)
+    return torch.where((n >= min_top) & (share >= min_share), mode, -1)
+
+
+def completeness(
+    stats: FeatureStats, tokens: Int[Tensor, "n_seq pos"], d_vocab: int, min_share: float = 0.5
+) -> Completeness:
+    """Which token types have a dedicated feature (Templeton et al. 2024's completeness, with
+    token types as the concepts); frequency counts non-BOS held-out tokens."""
+    owner = dedicated_tokens(stats.top_tokens(tokens), min_share)
+    covered = torch.zeros(d_vocab, dtype=torch.bool)
+    covered[owner[owner >= 0]] = True
+    counts = torch.bincount(tokens[:, 1:].reshape(-1), minlength=d_vocab).float()
+    return Completeness(counts / counts.sum(), covered, int((owner >= 0).sum()))
+
+
+@dataclass(frozen=True)
+class CompletenessCurve:
+    """P(token type has a dedicated feature) in bins of log10 frequency."""
+
+    log10_frequency: Float[Tensor, " n_bins"]
+    p_covered: Float[Tensor, " n_bins"]
+    n_types: Int[Tensor, " n_bins"]
+    half_coverage_log10: float
+
+
+def completeness_curve(
+    result: Completeness, edges: Float[Tensor, " n_edges"] | None = None
+) -> CompletenessCurve:
+    """Bin token types seen in the held-out text by log10 frequency; half_coverage_log10 is the
+    log10 frequency above which at least half the types are covered (inf if never)."""
+    seen = result.frequency > 0
+    logf = result.frequency[seen].log10()
+    if edges is None:
+        edges = torch.linspace(float(logf.min()), float(logf.max()) + 1e-6, 9)
+    idx = torch.bucketize(logf, edges[1:-1])
+    n_bins = len(edges) - 1
+    n = torch.bincount(idx, minlength=n_bins)
+    hit = torch.bincount(idx, weights=result.covered[seen].float(), minlength=n_bins)
+    p = torch.where(n > 0, hit / n.clamp_min(1), torch.nan)
+    centres = (edges[1:] + edges[:-1]) / 2
+    return CompletenessCurve(centres, p, n, _half_crossing(centres[n > 0], p[n > 0]))
+
+
+def _half_crossing(x: Tensor, p: Tensor) -> float:
+    """Where p last rises through 0.5, interpolated linearly between bin centres."""
+    above = p >= 0.5
+    if not above.any():
+        return float("inf")
+    if above.all():
+        return float(x[0])
+    below = (~above).nonzero().flatten()
+    i = int(below[-1])
+    if i == len(p) - 1:
+        return float("inf")
+    t = (0.5 - p[i]) / (p[i + 1] - p[i])
+    return float(x[i] + t * (x[i + 1] - x[i]))
+
+
+def frequency_edges(results: list[Completeness], n_bins: int = 8) -> Float[Tensor, " n_edges"]:
+    """Shared log10-frequency bin edges for several curves (so they can be compared)."""
+    logs = np.concatenate([r.frequency[r.frequency > 0].log10().numpy() for r in results])
+    return torch.linspace(float(logs.min()), float(logs.max()) + 1e-6, n_bins + 1)
+
+
+def clean_split(families: list[SplittingFamily], min_coverage: float = 0.8) -> SplittingFamily:
+    """The family whose children best divide the parent's firings: coverage >= min_coverage and
+    the least double counting (sum of child shares / coverage, 1 for a perfect partition)."""
+    good = [f for f in families if f.coverage >= min_coverage]
+    if not good:
+        best = max((f.coverage for f in families), default=0.0)
+        raise ValueError(f"expected a family with coverage >= {min_coverage}, best is {best:.2f}")
+    return min(good, key=lambda f: sum(f.child_shares) / f.coverage)
+
+
+def sae_fingerprint(sae: SAE) -> str:
+    """A short hash of W_dec: precomputed projections are used only for the SAE they came from."""
+    import hashlib
+
+    raw = sae.W_dec.detach().float().cpu().contiguous().numpy().tobytes()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StoredProjections:
+    """UMAP coordinates of an SAE's decoder directions, precomputed by
+    `python -m tutorial_sae.build.neighbourhoods` (UMAP compiles for over a minute here)."""
+
+    sae: str
+    umap_2d: Float[Tensor, "d_sae 2"]
+    umap_3d: Float[Tensor, "d_sae 3"]
+
+
+def load_projections(sae: SAE, path=None) -> StoredProjections | None:
+    """The shipped projections (assets/mini/neighbourhoods.json) if made from this SAE, else None."""
+    import json
+
+    from tutorial_sae.paths import assets_dir
+
+    path = assets_dir() / "neighbourhoods.json" if path is None else path
+    try:
+        raw = json.loads(open(path, encoding="utf-8").read())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"expected JSON in {path}, got: {err}") from err
+    if raw.get("fingerprint") != sae_fingerprint(sae):
+        return None
+    coords = {k: torch.tensor(raw[k], dtype=torch.float32) for k in ("umap_2d", "umap_3d")}
+    for key, c in coords.items():
+        if c.shape != (sae.cfg.d_sae, int(key[-2])):
+            raise ValueError(
+                f"expected {key} of shape ({sae.cfg.d_sae}, {key[-2]}), got {tuple(c.shape)}"
+            )
+    return StoredProjections(raw["sae"], coords["umap_2d"], coords["umap_3d"])
