@@ -1,5 +1,8 @@
-"""Every chapter in _toc.yml runs top to bottom with FAST=True and all its checks pass; so does
-its student version, whose unfinished exercises are reported without stopping the notebook."""
+"""Every chapter in _toc.yml runs top to bottom with FAST=True and all its checks pass.
+
+The student versions run through nbmake (`pytest --nbmake`, configured in pyproject.toml), FAST
+by the mock the generator puts on their parameters cell.
+"""
 
 from pathlib import Path
 
@@ -59,13 +62,6 @@ def test_chapter_runs_fast_and_its_checks_pass(notebook, tmp_path):
     printed = run_fast(notebook, tmp_path)
     assert "✗" not in printed
     assert printed.count("✓") >= 3
-
-
-@pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
-def test_student_notebook_runs_with_every_exercise_unfinished(notebook, tmp_path):
-    printed = run_fast(notebook.parent / "student" / notebook.name, tmp_path)
-    assert "✓" not in printed
-    assert printed.count("not implemented yet") >= 3
 
 
 def test_appendix_runs_and_shows_every_table(tmp_path):

@@ -130,3 +130,10 @@ def test_stub_source_rejects_cells_that_are_not_functions():
         gen.stub_source("x = 1\n")
     with pytest.raises(ValueError, match="docstring"):
         gen.stub_source("def f():\n    return 1\n")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_nbmake_runs_the_student_notebook_in_fast_mode(chapter):
+    student = nbformat.read(gen.STUDENT / chapter.name, as_version=4)
+    (params,) = [c for c in student.cells if "parameters" in c.metadata.get("tags", [])]
+    assert params.metadata["nbmake"]["mock"] == {"FAST": True}

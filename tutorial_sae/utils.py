@@ -29,6 +29,10 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# Far above any real activation, far below where float32 squared errors overflow (~1e19).
+MAX_ABS = 1e15
+
+
 def check_activations(x: Tensor, d_in: int, name: str = "x", batch: bool = False) -> None:
     """Raise ValueError unless `x` is a non-empty finite float tensor whose last dimension is `d_in`.
 
@@ -47,6 +51,12 @@ def check_activations(x: Tensor, d_in: int, name: str = "x", batch: bool = False
     if not torch.isfinite(x).all():
         n_bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} must be finite, got {n_bad} NaN/inf values")
+    largest = float(x.detach().abs().max())
+    if largest > MAX_ABS:
+        raise ValueError(
+            f"{name} must hold values of magnitude <= {MAX_ABS:g}, got {largest:g}: squared "
+            "errors of such values overflow float32 (is this really an activation?)"
+        )
 
 
 def check_dead_mask(mask: Tensor | None, d_sae: int) -> None:

@@ -61,11 +61,10 @@ def explained_variance(x: Float[Tensor, "batch d_in"], x_hat: Float[Tensor, "bat
 
 def feature_density(f: Float[Tensor, "... d_sae"]) -> Float[Tensor, " d_sae"]:
     """Fraction of tokens on which each feature fires (f_i > 0)."""
-    f2 = f.reshape(-1, f.shape[-1])
-    if f2.shape[0] == 0:
-        raise ValueError("feature_density needs at least one token, got 0")
-    _check(f2, "f")
-    return (f2 > 0).float().mean(0)
+    if isinstance(f, Tensor) and f.ndim >= 1 and f.numel() == 0:
+        raise ValueError(f"feature_density needs at least one token, got shape {tuple(f.shape)}")
+    _check(f, "f")
+    return (f.reshape(-1, f.shape[-1]) > 0).float().mean(0)
 
 
 def _as_density(f_or_density: Tensor) -> Tensor:
