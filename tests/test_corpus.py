@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tutorial_sae.build import corpus as corpus_build
+from tutorial_sae.data import corpus_build
 from tutorial_sae.data import corpus
 from tutorial_sae.data import sources as cs
 from tutorial_sae.plots.appendix import provenance_markdown
@@ -271,7 +271,8 @@ def test_load_texts_rejects_unknown_split_and_language(tiny_corpus):
         corpus.load_texts("test")
 
 
-def test_missing_corpus_says_how_to_build_it(cache):
+def test_missing_corpus_says_how_to_build_it_when_auto_build_is_off(cache, monkeypatch):
+    monkeypatch.setenv(corpus.NO_AUTO_BUILD_ENV, "1")
     assert not corpus.is_built()
     with pytest.raises(FileNotFoundError, match="python -m tutorial_sae.build.corpus build"):
         corpus.load_texts("train", "en")
@@ -301,3 +302,18 @@ def test_built_corpus_has_train_and_eval_text_in_every_language():
         assert 0.02 < eval_mb / (train_mb + eval_mb) < 0.12, f"{lang}: eval {eval_mb:.2f} MB"
     assert {row["language"] for row in corpus.provenance()} == set(corpus.LANGUAGES)
     assert "| Source |" in provenance_markdown()
+
+
+def test_a_missing_corpus_is_built_on_first_use(cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(corpus.NO_AUTO_BUILD_ENV, raising=False)
+    monkeypatch.setattr(corpus_build, "apt_available", lambda: False)
+    monkeypatch.setattr(
+        corpus_build, "_unpack", lambda source, downloads, into: (into, "fake", "1.0")
+    )
+    monkeypatch.setattr(corpus_build, "SOURCES", _fake_sources(tmp_path))
+    assert not corpus.is_built()
+    texts = corpus.load_texts("train", "en")
+    assert texts and corpus.is_built()
+    assert (
+        f"building the offline corpus once, into {corpus.corpus_dir()}" in capsys.readouterr().out
+    )

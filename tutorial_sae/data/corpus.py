@@ -9,50 +9,38 @@ file, and the source tag lets chapters slice by origin.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from pathlib import Path
 
-from tutorial_sae.paths import CORPUS_COMPLETE_MARKER, cache_root
+from tutorial_sae.data.corpus_layout import (
+    BUILD_COMMAND,
+    CORPUS_VERSION,
+    EVAL_FRACTION,
+    LANGUAGES,
+    SPLITS,
+    built_stamp,
+    corpus_dir,
+    is_built,
+    split_of,
+)
+from tutorial_sae.paths import cache_root
 
-CORPUS_VERSION = 1
-LANGUAGES = ("en", "code", "zh", "ar")
-SPLITS = ("train", "eval")
-EVAL_FRACTION = 0.05
-BUILD_COMMAND = "python -m tutorial_sae.build.corpus build"
-
-
-def corpus_dir() -> Path:
-    """Folder of the built corpus; the version in its name changes whenever its content does."""
-    return cache_root() / f"corpus-v{CORPUS_VERSION}"
-
-
-def is_built() -> bool:
-    """True when a build finished: the marker is the last thing a build writes."""
-    return (corpus_dir() / CORPUS_COMPLETE_MARKER).is_file()
-
-
-def split_of(source: str, doc_id: str) -> str:
-    """Return "eval" for about EVAL_FRACTION of documents, else "train"; fixed by the ids alone.
-
-    Hashing the id (not shuffling) keeps a document on the same side across rebuilds,
-    machines and added sources, so eval text never leaks into training.
-    """
-    digest = hashlib.sha256(f"{source}\0{doc_id}".encode()).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") < EVAL_FRACTION * 2**64 else "train"
-
-
-def built_stamp() -> str:
-    """The finished build's timestamp (the marker's content); "" when no build finished."""
-    marker = corpus_dir() / CORPUS_COMPLETE_MARKER
-    return marker.read_text().strip() if marker.is_file() else ""
+# Set to 1 to get an error instead of a first-use build (e.g. to test a missing corpus).
+NO_AUTO_BUILD_ENV = "TUTORIAL_SAE_NO_AUTO_BUILD"
 
 
 def _require_built() -> Path:
+    """The corpus folder, built on first use (about 1-2 minutes, once per machine)."""
     if not is_built():
-        raise FileNotFoundError(
-            f"the offline corpus is not built (looked in {corpus_dir()}); run `{BUILD_COMMAND}`"
-        )
+        if os.environ.get(NO_AUTO_BUILD_ENV, "").strip() not in ("", "0"):
+            raise FileNotFoundError(
+                f"the offline corpus is not built (looked in {corpus_dir()}); run `{BUILD_COMMAND}`"
+            )
+        from tutorial_sae.data.corpus_build import build_corpus
+
+        print(f"building the offline corpus once, into {corpus_dir()} (about 1-2 minutes)")
+        build_corpus()
     return corpus_dir()
 
 
