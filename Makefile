@@ -21,6 +21,7 @@ setup: $(STAMP)
 # Real text for the offline model, cached outside the repository; a second run is instant.
 corpus: setup
 	$(BIN)/python -m tutorial_sae.build.corpus build
+	-$(BIN)/python -m tutorial_sae.plots.fonts fetch
 
 book: corpus
 	-$(BIN)/python scripts/vendor_mathjax.py

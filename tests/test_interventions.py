@@ -143,3 +143,69 @@ def test_evaluation_reports_firing_counts_and_their_histogram(model, tokens, sae
     assert hist.dead == int((expected == 0).sum()) and hist.n_features == D_SAE
     assert "firing_counts" not in scores.as_dict()
     assert scores.dead_fraction == pytest.approx(hist.dead / D_SAE)
+
+
+def test_latent_gradients_keep_the_clean_output_and_predict_small_edits(model, tokens, sae):
+    grads = iv.latent_gradients(model, tokens, sae)
+    clean = iv.run_with_intervention(model, tokens, return_type="token_losses")
+    torch.testing.assert_close(grads.token_losses, clean)
+    f = grads.latents
+    feature = int((f > 0).sum(0).argmax())
+    eps = 1e-3
+    nudged = iv.run_with_sae(
+        model, tokens, sae, iv.add_to_features(feature, eps), return_type="token_losses"
+    )
+    predicted = eps * grads.grads[:, feature].sum()
+    assert float(nudged.sum() - clean.sum()) == pytest.approx(float(predicted), rel=0.05, abs=1e-6)
+    # The last position predicts nothing, so no loss depends on its latents in one layer.
+    assert grads.grads.reshape(6, 12, D_SAE)[:, -1].abs().max() == 0
+
+
+def test_last_mlp_cache_reruns_any_edit_per_position(model, tokens, sae):
+    cache = iv.cache_last_mlp(model, tokens)
+    clean = iv.run_with_intervention(model, tokens).reshape(-1, 40)
+    torch.testing.assert_close(iv.logits_from_last_mlp(model, cache.resid_mid, cache.act), clean)
+    f = sae.encode(cache.act).detach()
+    feature = int((f > 0).sum(0).argmax())
+    edited_act = cache.act - f[:, feature, None] * sae.W_dec[feature].detach()
+    expected = iv.run_with_sae(model, tokens, sae, iv.zero_features(feature)).reshape(-1, 40)
+    rows = torch.tensor([0, 5, 13, 40])
+    got = iv.logits_from_last_mlp(model, cache.resid_mid[rows], edited_act[rows])
+    torch.testing.assert_close(got, expected[rows], rtol=1e-5, atol=1e-5)
+    assert torch.equal(cache.next_tokens.reshape(6, 12)[:, :-1], tokens[:, 1:])
+    assert (cache.next_tokens.reshape(6, 12)[:, -1] == -1).all()
+    with pytest.raises(ValueError, match="last block's MLP output hook"):
+        iv.cache_last_mlp(model, tokens, hook="blocks.0.hook_resid_mid")
+    with pytest.raises(ValueError, match="as many residual rows"):
+        iv.logits_from_last_mlp(model, cache.resid_mid[:2], cache.act[:3])
+
+
+def test_patching_pairs_writes_the_stored_activation_there_only(model, tokens):
+    _, cache = model.run_with_cache(tokens)
+    stored = cache["blocks.0.hook_resid_post"][:1]
+    batch_index, positions = torch.tensor([1, 3]), torch.tensor([2, 5])
+    act = torch.randn(6, 12, 8)
+    out = iv.patch_activation(stored, batch_index, positions)(act)
+    torch.testing.assert_close(out[batch_index, positions], stored[0, positions])
+    keep = torch.ones(6, 12, dtype=torch.bool)
+    keep[batch_index, positions] = False
+    torch.testing.assert_close(out[keep], act[keep])
+    torch.testing.assert_close(iv.patch_activation(stored)(act), stored.expand_as(act))
+
+
+def test_several_interventions_at_once_and_gradients_through_an_added_vector(model, tokens):
+    clean = iv.run_with_interventions(model, tokens, {})
+    torch.testing.assert_close(clean, iv.run_with_intervention(model, tokens))
+    delta = torch.zeros(8, requires_grad=True)
+    fns = {
+        "hook_embed": iv.add_activation(torch.zeros(8)),
+        "blocks.0.hook_mlp_out": iv.add_activation(delta, torch.tensor([0]), torch.tensor([4])),
+    }
+    logits = iv.run_with_interventions(model, tokens, fns, grad=True)
+    torch.testing.assert_close(logits.detach(), clean)
+    logits[0, 4].sum().backward()
+    assert delta.grad is not None and delta.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="both batch_index and positions"):
+        iv.add_activation(delta, torch.tensor([0]))(torch.zeros(2, 3, 8))
+    with pytest.raises(ValueError, match="hook points"):
+        iv.run_with_interventions(model, tokens, {"nope": iv.zero_ablation})

@@ -75,10 +75,27 @@ ALLOWED: dict[str, dict[str, str]] = {
         "20": "the number of top activations a dedicated feature is judged on (a definition)",
         "1": "trustworthiness's best value (definition)",
     },
+    "05_specificity": {
+        **MODELS,
+        **DEFINITIONS,
+        "128": "the token rows' length: the models' training context (data.tokens)",
+        "1,024": "mini/x2's dictionary size (shipped SAE)",
+        "4,096": "mini/run1's dictionary size (shipped SAE)",
+        "80%": "the precision that puts a feature in a script's family (a definition)",
+        "20%": "a polysemantic neuron's least share of firings on each concept (a definition)",
+        "0.8": "the precision / specificity threshold of a family or a concept's feature (definition)",
+        "42": "the seed paper's feature 42 (paper fact)",
+    },
+    "06_ablation": {
+        **MODELS,
+        "40%": "the seed paper's figure 9: over 40% of other features changed (paper fact)",
+        "2024": "Templeton et al. 2024 / Marks et al. 2024 (citation year)",
+    },
     "appendix_data": {
         **MODELS,
         "95/5": "the corpus's train/eval split by document hash (data.corpus.EVAL_FRACTION)",
         "1998": "the People's Daily 1998 corpus (its name)",
+        "2.0": "Apache 2.0, the CJK font's licence (its name)",
         "90%": "Nanda's reported CE loss recovered for run1",
     },
 }

@@ -220,3 +220,211 @@ def run_with_sae(
     """
     splice = SAESplice(sae, edit, keep_error)
     return run_with_intervention(model, tokens, splice, hook, return_type)
+
+
+@dataclass(frozen=True)
+class LatentGradients:
+    """SAE latents at every position and the gradient of the summed next-token loss w.r.t. them.
+
+    `latents` and `grads` are [batch * pos, d_sae] (positions flattened row-major);
+    `token_losses` is [batch, pos - 1], from the same forward.
+    """
+
+    latents: Float[Tensor, "n d_sae"]
+    grads: Float[Tensor, "n d_sae"]
+    token_losses: Float[Tensor, "batch pos_minus_1"]
+
+
+class _GradSplice:
+    # Like SAESplice(keep_error=True) with an empty edit, but the latents are a leaf that
+    # requires grad: the output is x + (f - f.detach()) @ W_dec, equal to x in value.
+    def __init__(self, sae: SAE):
+        self.sae, self.latents = sae, None
+
+    def __call__(self, act: Tensor) -> Tensor:
+        if act.shape[-1] != self.sae.cfg.d_in:
+            raise ValueError(
+                f"expected an activation of width d_in={self.sae.cfg.d_in}, got {act.shape[-1]}"
+            )
+        x = act.reshape(-1, act.shape[-1]).to(self.sae.W_enc.device, self.sae.W_enc.dtype)
+        with torch.no_grad():
+            f = self.sae.encode(x)
+        self.latents = f.requires_grad_(True)
+        out = x.detach() + (self.latents - f.detach()) @ self.sae.W_dec.detach()
+        return out.reshape(act.shape).to(act.device, act.dtype)
+
+
+def latent_gradients(
+    model, tokens: Int[Tensor, "batch pos"], sae: SAE, hook: str = DEFAULT_HOOK
+) -> LatentGradients:
+    """d(sum of next-token losses)/d(latents) with the SAE spliced in, its error term kept.
+
+    The model's output is the clean one; the gradient flows to the latents through their
+    decoder directions only (W_dec f). Activation x gradient is the first-order (attribution)
+    estimate of what zero-ablating a feature does to the loss (Templeton et al. 2024;
+    Marks et al. 2024).
+    """
+    check_tokens(tokens)
+    _check_hook(model, hook)
+    if tokens.shape[1] < 2:
+        raise ValueError(f"a loss needs sequences of >= 2 tokens, got {tuple(tokens.shape)}")
+    splice = _GradSplice(sae)
+    tokens = tokens.to(model.cfg.device)
+    with torch.enable_grad():
+        logits = model.run_with_hooks(
+            tokens, return_type="logits", fwd_hooks=[(hook, lambda act, hook: splice(act))]
+        )
+        logp = logits[:, :-1].float().log_softmax(-1)
+        losses = -logp.gather(-1, tokens[:, 1:, None])[..., 0]
+        (grads,) = torch.autograd.grad(losses.sum(), [splice.latents])
+    return LatentGradients(splice.latents.detach(), grads.detach(), losses.detach())
+
+
+@dataclass(frozen=True)
+class LastMLPCache:
+    """Per position (flattened [batch * pos]): the residual stream before the last MLP adds its
+    output, the activation at its hook_post, and the next token (-1 at each row's last position).
+    """
+
+    resid_mid: Float[Tensor, "n d_model"]
+    act: Float[Tensor, "n d_mlp"]
+    next_tokens: Int[Tensor, " n"]
+
+
+def _last_mlp_block(model, hook: str) -> int:
+    last = model.cfg.n_layers - 1
+    if hook != f"blocks.{last}.mlp.hook_post" or getattr(model.cfg, "parallel_attn_mlp", False):
+        raise ValueError(
+            f"expected the last block's MLP output hook 'blocks.{last}.mlp.hook_post' in a "
+            f"sequential block (only there does an edit stay at its own position), got {hook!r}"
+        )
+    return last
+
+
+def cache_last_mlp(
+    model, tokens: Int[Tensor, "batch pos"], hook: str = DEFAULT_HOOK
+) -> LastMLPCache:
+    """One clean forward, keeping what `logits_from_last_mlp` needs to re-run any position.
+
+    After the last MLP, a position's logits depend on that position alone (the MLP output, the
+    residual add, the final LayerNorm and the unembedding are per token), so an edit at the
+    hook can be re-run on just the positions it touches.
+    """
+    check_tokens(tokens)
+    _check_hook(model, hook)
+    block = _last_mlp_block(model, hook)
+    tokens = tokens.to(model.cfg.device)
+    names = (f"blocks.{block}.hook_resid_mid", hook)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    next_tokens = torch.cat([tokens[:, 1:], torch.full_like(tokens[:, :1], -1)], 1)
+    return LastMLPCache(
+        cache[names[0]].reshape(-1, model.cfg.d_model),
+        cache[hook].reshape(-1, cache[hook].shape[-1]),
+        next_tokens.reshape(-1),
+    )
+
+
+def logits_from_last_mlp(
+    model,
+    resid_mid: Float[Tensor, "n d_model"],
+    act: Float[Tensor, "n d_mlp"],
+    hook: str = DEFAULT_HOOK,
+) -> Float[Tensor, "n d_vocab"]:
+    """The logits of positions whose last-MLP activation is `act` (rows of a `LastMLPCache`,
+    edited or not): the rest of the forward pass, for those rows only."""
+    block = model.blocks[_last_mlp_block(model, hook)]
+    if resid_mid.shape[0] != act.shape[0]:
+        raise ValueError(
+            f"expected as many residual rows as activation rows, got {resid_mid.shape[0]} "
+            f"and {act.shape[0]}"
+        )
+    with torch.no_grad():
+        mlp_out = act @ block.mlp.W_out + block.mlp.b_out
+        return model.unembed(model.ln_final((resid_mid + mlp_out)[:, None]))[:, 0]
+
+
+def _pairs(act: Tensor, batch_index: Tensor | None, positions: Tensor | None):
+    if (batch_index is None) != (positions is None):
+        raise ValueError("expected both batch_index and positions, or neither")
+    if batch_index is not None and batch_index.shape != positions.shape:
+        raise ValueError(
+            f"expected batch_index and positions of one shape, got {tuple(batch_index.shape)} "
+            f"and {tuple(positions.shape)}"
+        )
+    return act.clone()
+
+
+def patch_activation(
+    stored: Float[Tensor, "batch pos d"],
+    batch_index: Int[Tensor, " n"] | None = None,
+    positions: Int[Tensor, " n"] | None = None,
+) -> Intervention:
+    """Write a stored activation (e.g. from a clean run) into a hook (chapter 8: causal tracing).
+
+    With `batch_index` and `positions`, only act[batch_index[i], positions[i]] is overwritten;
+    `stored` broadcasts over the batch (shape [1, pos, d] serves every row).
+    """
+
+    def patch(act: Tensor) -> Tensor:
+        out = _pairs(act, batch_index, positions)
+        source = stored.to(act.device, act.dtype)
+        if source.shape[1:] != act.shape[1:]:
+            raise ValueError(
+                f"expected a stored activation of shape [*, {', '.join(map(str, act.shape[1:]))}]"
+                f", got {tuple(stored.shape)}"
+            )
+        source = source.expand_as(act)
+        if batch_index is None:
+            return source.clone()
+        out[batch_index, positions] = source[batch_index, positions]
+        return out
+
+    return patch
+
+
+def add_activation(
+    delta: Float[Tensor, "... d"],
+    batch_index: Int[Tensor, " n"] | None = None,
+    positions: Int[Tensor, " n"] | None = None,
+) -> Intervention:
+    """Add `delta` to a hook's activation (noise on embeddings, a steering or ROME vector).
+
+    With `batch_index` and `positions`, `delta` ([n, d] or [d]) is added at those pairs only;
+    without, it broadcasts over the whole activation. Gradients flow to `delta`.
+    """
+
+    def add(act: Tensor) -> Tensor:
+        out = _pairs(act, batch_index, positions)
+        if batch_index is None:
+            return out + delta.to(act.dtype)
+        out[batch_index, positions] = out[batch_index, positions] + delta.to(act.dtype)
+        return out
+
+    return add
+
+
+def run_with_interventions(
+    model,
+    tokens: Int[Tensor, "batch pos"],
+    interventions: dict[str, Intervention],
+    return_type: Literal["logits", "loss", "token_losses"] = "logits",
+    grad: bool = False,
+) -> Tensor:
+    """One forward with several hooks replaced at once ({hook name: intervention}).
+
+    `grad=True` keeps the autograd graph (to optimise a vector added at a hook, as ROME does).
+    """
+    check_tokens(tokens)
+    for hook in interventions:
+        _check_hook(model, hook)
+    if return_type not in RETURN_TYPES:
+        raise ValueError(f"expected return_type in {RETURN_TYPES}, got {return_type!r}")
+    hooks = [(h, lambda act, hook, fn=fn: fn(act)) for h, fn in interventions.items()]
+    tokens = tokens.to(model.cfg.device)
+    with torch.set_grad_enabled(grad):
+        logits = model.run_with_hooks(tokens, return_type="logits", fwd_hooks=hooks)
+        if return_type == "logits":
+            return logits
+        losses = -logits[:, :-1].float().log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+        return losses if return_type == "token_losses" else losses.mean()

@@ -8,9 +8,11 @@ token inside a Han character is Han.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +24,14 @@ from tutorial_sae.data.sources import SCRIPT_RANGES
 SCRIPTS = ("none", "latin", "han", "arabic", "other")
 # Document languages of the offline corpus; "web" is gelu-1l's mixed C4 + code text.
 LANGS = ("en", "code", "zh", "ar", "web")
+# Disjoint token concepts, as (scripts, languages) allowed; None allows any.
+CONCEPTS = {
+    "han": (("han",), tuple(x for x in LANGS if x != "code")),
+    "arabic": (("arabic",), tuple(x for x in LANGS if x != "code")),
+    "latin": (("latin",), tuple(x for x in LANGS if x != "code")),
+    "code": (None, ("code",)),
+}
+N_GROUPS = len(LANGS) * len(SCRIPTS)
 # CJK punctuation and full-width forms belong to Chinese text although they are not ideographs.
 _HAN_EXTRA = ((0x3000, 0x303F), (0xFF00, 0xFFEF))
 _LATIN = ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0xD6), (0xD8, 0xF6), (0xF8, 0x24F))
@@ -32,6 +42,18 @@ def _in(codes: np.ndarray, ranges) -> np.ndarray:
     for lo, hi in ranges:
         hit |= (codes >= lo) & (codes <= hi)
     return hit
+
+
+def concept_groups(concept: str) -> Tensor:
+    """Bool [N_GROUPS]: which (language, script) groups of tokens make up `concept`."""
+    if concept not in CONCEPTS:
+        raise ValueError(f"expected a concept in {sorted(CONCEPTS)}, got {concept!r}")
+    scripts, langs = CONCEPTS[concept]
+    mask = torch.zeros(len(LANGS), len(SCRIPTS), dtype=torch.bool)
+    for i, lang in enumerate(LANGS):
+        for j, script in enumerate(SCRIPTS):
+            mask[i, j] = (scripts is None or script in scripts) and (langs is None or lang in langs)
+    return mask.flatten()
 
 
 def char_scripts(text: str) -> np.ndarray:
@@ -107,27 +129,38 @@ def label_tokens(
     """Windows of each language's documents (EOS between them, BOS in front), labelled.
 
     `texts` maps a language in LANGS to its documents; `n_tokens` (per language, or one number
-    for all) is rounded up to whole rows and capped by the text available. Rows are drawn at
-    random with `seed` from all the windows of a language, the layout of `load_tokens`.
+    for all) is rounded up to whole rows and capped by the text available. Documents are taken
+    in an order shuffled with `seed` and cut into consecutive windows, the layout of
+    `load_tokens`.
     """
     bad = [lang for lang in texts if lang not in LANGS]
     if bad:
         raise ValueError(f"expected languages in {LANGS}, got {bad}")
     if seq_len < 2:
         raise ValueError(f"expected seq_len >= 2, got {seq_len}")
-    gen = torch.Generator().manual_seed(seed)
     rows, scripts, langs = [], [], []
     for lang, docs in texts.items():
-        want = n_tokens[lang] if isinstance(n_tokens, Mapping) else n_tokens
-        ids, script = _labelled_stream(tokenizer, docs)
-        n = len(ids) // (seq_len - 1)
+        want = math.ceil(
+            (n_tokens[lang] if isinstance(n_tokens, Mapping) else n_tokens) / (seq_len - 1)
+        )
+        # Documents in a seeded random order, tokenized only until there are enough rows.
+        order = np.random.default_rng(seed).permutation(len(docs))
+        ids, script, have = [], [], 0
+        for start in range(0, len(order), 16):
+            i, s = _labelled_stream(tokenizer, [docs[j] for j in order[start : start + 16]])
+            ids.append(i)
+            script.append(s)
+            have += len(i)
+            if have >= want * (seq_len - 1):
+                break
+        ids, script = np.concatenate(ids), np.concatenate(script)
+        n = min(want, len(ids) // (seq_len - 1))
         if n == 0:
             raise ValueError(f"expected at least {seq_len - 1} tokens of {lang!r}, got {len(ids)}")
-        take = torch.randperm(n, generator=gen)[: math.ceil(want / (seq_len - 1))]
-        body = torch.from_numpy(ids[: n * (seq_len - 1)]).reshape(n, -1)[take]
-        label = torch.from_numpy(script[: n * (seq_len - 1)]).reshape(n, -1)[take]
-        rows.append(torch.cat([torch.full((len(take), 1), tokenizer.bos_token_id), body], 1))
-        scripts.append(torch.cat([torch.zeros(len(take), 1, dtype=torch.int64), label], 1))
+        body = torch.from_numpy(ids[: n * (seq_len - 1)]).reshape(n, -1)
+        label = torch.from_numpy(script[: n * (seq_len - 1)]).reshape(n, -1)
+        rows.append(torch.cat([torch.full((n, 1), tokenizer.bos_token_id), body], 1))
+        scripts.append(torch.cat([torch.zeros(n, 1, dtype=torch.int64), label], 1))
         langs.append(torch.full_like(rows[-1], LANGS.index(lang)))
     return LabelledTokens(torch.cat(rows), torch.cat(scripts), torch.cat(langs))
 
@@ -152,7 +185,11 @@ def heldout_texts(model_name: str, max_docs: int | None = None) -> dict[str, lis
 
 @dataclass(frozen=True)
 class TokenCounts:
-    """How often each token id occurs in each language's training text (the proxy's statistics)."""
+    """How often each token id occurs in the text of each concept (the proxy's statistics).
+
+    `weights` give each concept's share of the model's training distribution, so that the
+    mixture of the concepts' distributions is P(t).
+    """
 
     counts: dict[str, list[int]]
     weights: dict[str, float]
@@ -160,7 +197,7 @@ class TokenCounts:
     def __post_init__(self) -> None:
         if set(self.weights) != set(self.counts):
             raise ValueError(
-                f"expected weights for languages {sorted(self.counts)}, got {sorted(self.weights)}"
+                f"expected weights for concepts {sorted(self.counts)}, got {sorted(self.weights)}"
             )
         sizes = {len(c) for c in self.counts.values()}
         if len(sizes) != 1:
@@ -168,7 +205,7 @@ class TokenCounts:
 
 
 def count_tokens(token_ids: Mapping[str, np.ndarray], d_vocab: int, weights: Mapping[str, float]):
-    """TokenCounts from each language's stream of token ids (ids must be < d_vocab)."""
+    """TokenCounts from each concept's stream of token ids (ids must be < d_vocab)."""
     counts = {}
     for lang, ids in token_ids.items():
         ids = np.asarray(ids)
@@ -178,17 +215,32 @@ def count_tokens(token_ids: Mapping[str, np.ndarray], d_vocab: int, weights: Map
     return TokenCounts(counts, dict(weights))
 
 
-def llr_proxy(
-    counts: TokenCounts, concept: str, alpha: float = 1.0
+def log_ratio_of_counts(
+    concept_counts: Float[Tensor, " d_vocab"],
+    all_counts: Float[Tensor, " d_vocab"],
+    alpha: float = 1.0,
 ) -> Float[Tensor, " d_vocab"]:
+    """log P(t | concept) / P(t) from two count vectors, each smoothed by adding `alpha` to every
+    count before normalising (Bricken et al. 2023's proxy, pooled version)."""
+    if concept_counts.shape != all_counts.shape or concept_counts.ndim != 1:
+        raise ValueError(
+            f"expected two count vectors of one length, got {tuple(concept_counts.shape)} and "
+            f"{tuple(all_counts.shape)}"
+        )
+    p_concept = (concept_counts + alpha) / (concept_counts + alpha).sum()
+    p_all = (all_counts + alpha) / (all_counts + alpha).sum()
+    return p_concept.log() - p_all.log()
+
+
+def llr_proxy(counts: TokenCounts, concept: str, alpha: float = 1.0) -> Float[Tensor, " d_vocab"]:
     """Per token t, log P(t | concept) / P(t), Bricken et al. 2023's proxy for a concept.
 
-    P(t | concept) comes from the concept language's counts, P(t) from the mixture of all
-    languages with `counts.weights` (the model's training distribution); both add `alpha` to
-    every count (Laplace smoothing), so a token never seen in one language stays finite.
+    P(t | concept) comes from the concept's counts, P(t) from the mixture of all concepts with
+    `counts.weights` (the model's training distribution); both add `alpha` to every count
+    (Laplace smoothing), so a token never seen in one concept's text stays finite.
     """
     if concept not in counts.counts:
-        raise ValueError(f"expected a concept language in {sorted(counts.counts)}, got {concept!r}")
+        raise ValueError(f"expected a concept in {sorted(counts.counts)}, got {concept!r}")
     if alpha <= 0:
         raise ValueError(f"expected alpha > 0 (smoothing), got {alpha}")
 
@@ -199,3 +251,58 @@ def llr_proxy(
     total = sum(counts.weights.values())
     mixture = sum(w / total * probs(lang) for lang, w in counts.weights.items())
     return (probs(concept).log() - mixture.log()).float()
+
+
+# The corpus language whose documents give P(t | concept) for the shipped mini model.
+CONCEPT_LANGS = {"han": "zh", "arabic": "ar", "latin": "en", "code": "code"}
+COUNTS_FILE = "specificity.json"
+
+
+def vocab_fingerprint(tokenizer) -> str:
+    """A short hash of the tokenizer's vocabulary and merges only. (The full definition also
+    holds truncation and padding settings, which `model.to_tokens` changes as it runs.)"""
+    import hashlib
+
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_asset() -> tuple[Path, dict]:
+    from tutorial_sae.paths import assets_dir
+
+    path = assets_dir() / COUNTS_FILE
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"expected chapter 5's asset at {path} (built by `python -m "
+            f"tutorial_sae.build.specificity`), got: {err}"
+        ) from err
+
+
+def load_token_counts(tokenizer) -> TokenCounts:
+    """The mini model's training-text token counts per concept, precomputed by
+    `python -m tutorial_sae.build.specificity` (the corpus takes minutes to tokenize)."""
+    path, data = _read_asset()
+    if data["tokenizer"] != vocab_fingerprint(tokenizer):
+        raise ValueError(
+            f"expected the tokenizer the counts in {path} were made with ({data['tokenizer']}), "
+            f"got {vocab_fingerprint(tokenizer)}; rebuild them or use counts_from_labels"
+        )
+    return TokenCounts(data["counts"], data["weights"])
+
+
+def counts_from_labels(data: LabelledTokens, d_vocab: int) -> TokenCounts:
+    """TokenCounts of each concept's tokens in `data` itself, weighted by their share: the
+    proxy for text with no language labels (gelu-1l's mixed web text)."""
+    ids = data.tokens[:, 1:].flatten()
+    group = (data.lang * len(SCRIPTS) + data.script)[:, 1:].flatten()
+    streams = {c: ids[concept_groups(c)[group]].numpy() for c in CONCEPTS}
+    streams = {c: s for c, s in streams.items() if len(s)}
+    return count_tokens(streams, d_vocab, {c: len(s) / len(ids) for c, s in streams.items()})
+
+
+def load_size_comparison() -> dict[str, dict]:
+    """Per shipped mini SAE (x2, x4, run1): its d_sae and, per concept, the best feature, the
+    matched neuron and the family, measured by the build script on the chapter's held-out set."""
+    return _read_asset()[1]["sizes"]

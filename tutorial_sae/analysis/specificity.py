@@ -17,31 +17,27 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from tutorial_sae.analysis.scripts import LANGS, SCRIPTS, LabelledTokens
+from tutorial_sae.analysis.scripts import (
+    CONCEPTS,
+    N_GROUPS,
+    SCRIPTS,
+    LabelledTokens,
+    concept_groups,
+)
 from tutorial_sae.data.activations import DEFAULT_HOOK, run_to_hook
 
-# Disjoint token concepts, as (scripts, languages) allowed; None allows any.
-CONCEPTS = {
-    "han": (("han",), tuple(x for x in LANGS if x != "code")),
-    "arabic": (("arabic",), tuple(x for x in LANGS if x != "code")),
-    "latin": (("latin",), tuple(x for x in LANGS if x != "code")),
-    "code": (None, ("code",)),
-}
-N_GROUPS = len(LANGS) * len(SCRIPTS)
-# Neuron thresholds: log-spaced bin edges; a neuron fires above the edge a comparison picks.
-NEURON_EDGES = torch.logspace(-2, 1.5, 127)
+# Neuron thresholds: log-spaced bin edges from 0.01 to 31.6; a neuron "fires" above the edge
+# a comparison picks (bin 0 holds everything at or below 0.01, negative GELU outputs included).
+_EDGE_LOG10 = (-2.0, 1.5)
+NEURON_EDGES = torch.logspace(*_EDGE_LOG10, 127)
 
 
-def concept_groups(concept: str) -> Tensor:
-    """Bool [N_GROUPS]: which (language, script) groups of tokens make up `concept`."""
-    if concept not in CONCEPTS:
-        raise ValueError(f"expected a concept in {sorted(CONCEPTS)}, got {concept!r}")
-    scripts, langs = CONCEPTS[concept]
-    mask = torch.zeros(len(LANGS), len(SCRIPTS), dtype=torch.bool)
-    for i, lang in enumerate(LANGS):
-        for j, script in enumerate(SCRIPTS):
-            mask[i, j] = (scripts is None or script in scripts) and (langs is None or lang in langs)
-    return mask.flatten()
+def _neuron_bin(acts: Tensor) -> Tensor:
+    # The bin of each value among NEURON_EDGES, by arithmetic on log10 (bucketize is slower).
+    lo, hi = _EDGE_LOG10
+    step = (hi - lo) / (len(NEURON_EDGES) - 1)
+    position = (acts.clamp_min(1e-30).log10() - lo) / step
+    return (position.ceil().clamp(0, len(NEURON_EDGES)) * (acts > 10**lo)).long()
 
 
 @dataclass
@@ -89,61 +85,70 @@ def scan_scripts(
             f"{tuple(data.script.shape)}, {tuple(data.lang.shape)}"
         )
     d_sae, d_mlp, bins = sae.cfg.d_sae, sae.cfg.d_in, len(NEURON_EDGES) + 1
-    fires = torch.zeros(d_sae, N_GROUPS, dtype=torch.float64)
-    mass = torch.zeros_like(fires)
-    n_counts = torch.zeros(d_mlp * bins * N_GROUPS, dtype=torch.float64)
-    n_mass = torch.zeros_like(n_counts)
+    feature_counts = torch.zeros(N_GROUPS * d_sae, dtype=torch.float64)
+    feature_mass = torch.zeros_like(feature_counts)
+    neuron_counts = torch.zeros(d_mlp * bins * N_GROUPS, dtype=torch.float64)
+    neuron_mass = torch.zeros_like(neuron_counts)
+    groups = (data.lang * len(SCRIPTS) + data.script)[:, 1:]
     rows, cols, vals, done = [], [], [], 0
     device = next(sae.parameters()).device
     for i in range(0, len(data.tokens), batch_size):
         acts = run_to_hook(model, data.tokens[i : i + batch_size], hook)[:, 1:]
         acts = acts.reshape(-1, d_mlp).to(device)
-        group = (data.lang[i : i + batch_size, 1:] * len(SCRIPTS) + data.script[i : i + batch_size, 1:]).flatten()
-        onehot = torch.nn.functional.one_hot(group, N_GROUPS).to(acts)
+        group = groups[i : i + batch_size].flatten().to(device)
         codes = sae.encode(acts)
-        fires += ((codes > 0).to(acts).T @ onehot).double().cpu()
-        mass += (codes.T @ onehot).double().cpu()
         r, c = codes.nonzero(as_tuple=True)
+        v = codes[r, c]
+        # Bincounts over (group, feature) and (neuron, bin, group) pairs: no dense [n, d] work.
+        index = group[r] * d_sae + c
+        feature_counts += torch.bincount(index, minlength=len(feature_counts)).cpu()
+        feature_mass += torch.bincount(index, v.double(), minlength=len(feature_mass)).cpu()
         rows.append((r + done).cpu())
         cols.append(c.cpu())
-        vals.append(codes[r, c].cpu())
-        # One bincount over (neuron, bin, group) triples fills every neuron's histogram.
-        binned = torch.bucketize(acts, NEURON_EDGES.to(acts))
-        neuron = torch.arange(d_mlp, device=acts.device)
-        index = (neuron[None, :] * bins + binned) * N_GROUPS + group[:, None].to(acts.device)
-        n_counts += torch.bincount(index.flatten(), minlength=len(n_counts)).double().cpu()
-        n_mass += torch.bincount(
-            index.flatten(), weights=acts.flatten().double(), minlength=len(n_mass)
+        vals.append(v.cpu())
+        index = (torch.arange(d_mlp, device=device) * bins + _neuron_bin(acts)) * N_GROUPS
+        index = (index + group[:, None]).flatten()
+        neuron_counts += torch.bincount(index, minlength=len(neuron_counts)).cpu()
+        neuron_mass += torch.bincount(
+            index, acts.flatten().double(), minlength=len(neuron_mass)
         ).cpu()
         done += len(group)
     return ScriptScan(
         token_ids=data.tokens[:, 1:].flatten(),
-        group=(data.lang[:, 1:] * len(SCRIPTS) + data.script[:, 1:]).flatten(),
+        group=groups.flatten(),
         rows=torch.cat(rows),
         cols=torch.cat(cols),
         vals=torch.cat(vals),
-        feature_fires=fires,
-        feature_mass=mass,
-        neuron_counts=n_counts.reshape(d_mlp, bins, N_GROUPS),
-        neuron_mass=n_mass.reshape(d_mlp, bins, N_GROUPS),
+        feature_fires=feature_counts.reshape(N_GROUPS, d_sae).T,
+        feature_mass=feature_mass.reshape(N_GROUPS, d_sae).T,
+        neuron_counts=neuron_counts.reshape(d_mlp, bins, N_GROUPS),
+        neuron_mass=neuron_mass.reshape(d_mlp, bins, N_GROUPS),
     )
 
 
-def specificity_sensitivity(
-    acts: Float[Tensor, " n"], concept: Tensor
-) -> tuple[float, float, float]:
-    """(specificity, precision, sensitivity) of one unit with activations `acts` (>= 0, 0 =
-    silent) on a bool `concept` mask, as Bricken et al. 2023 define them (module docstring)."""
+@dataclass(frozen=True)
+class Specificity:
+    """One unit's specificity, precision and sensitivity for one concept (module docstring)."""
+
+    specificity: float
+    precision: float
+    sensitivity: float
+
+
+def specificity_sensitivity(acts: Float[Tensor, " n"], concept: Tensor) -> Specificity:
+    """Scores of one unit with activations `acts` (>= 0, 0 = silent) on a bool `concept` mask,
+    as Bricken et al. 2023 define them (module docstring)."""
     if acts.shape != concept.shape or concept.dtype != torch.bool:
         raise ValueError(
             f"expected acts and a bool concept mask of one shape, got {tuple(acts.shape)} "
             f"{acts.dtype} and {tuple(concept.shape)} {concept.dtype}"
         )
     on = acts > 0
-    spec = float(acts[concept].sum() / acts.sum().clamp_min(1e-12))
-    prec = float((on & concept).sum() / on.sum().clamp_min(1))
-    sens = float((on & concept).sum() / concept.sum().clamp_min(1))
-    return spec, prec, sens
+    return Specificity(
+        specificity=float(acts[concept].sum() / acts.sum().clamp_min(1e-12)),
+        precision=float((on & concept).sum() / on.sum().clamp_min(1)),
+        sensitivity=float((on & concept).sum() / concept.sum().clamp_min(1)),
+    )
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,8 @@ def feature_scores(scan: ScriptScan, concept: str) -> dict[str, Tensor]:
     precision = hits / fires_all.clamp_min(1)
     sensitivity = hits / scan.group_sizes[groups].sum().clamp_min(1)
     return {
-        "specificity": scan.feature_mass[:, groups].sum(1) / scan.feature_mass.sum(1).clamp_min(1e-12),
+        "specificity": scan.feature_mass[:, groups].sum(1)
+        / scan.feature_mass.sum(1).clamp_min(1e-12),
         "precision": precision,
         "sensitivity": sensitivity,
         "f1": _f1(precision, sensitivity),
@@ -219,9 +225,11 @@ def neuron_scores(scan: ScriptScan, concept: str) -> dict[str, Tensor]:
 
 
 def best_neuron(scan: ScriptScan, concept: str, sensitivity: float | None = None) -> UnitScore:
-    """The neuron and threshold with the best F1 for `concept`; with `sensitivity`, each neuron's
-    threshold is the one whose sensitivity is closest to it (matched sensitivity), and the most
-    precise neuron wins."""
+    """The neuron and threshold with the best F1 for `concept`.
+
+    With `sensitivity` (matched sensitivity), each neuron gets the highest threshold at which it
+    fires on at least that share of the concept, and the most precise neuron wins.
+    """
     scores = neuron_scores(scan, concept)
     if sensitivity is None:
         flat = int(scores["f1"].flatten().argmax())
@@ -229,7 +237,8 @@ def best_neuron(scan: ScriptScan, concept: str, sensitivity: float | None = None
     else:
         if not 0 < sensitivity <= 1:
             raise ValueError(f"expected a sensitivity in (0, 1], got {sensitivity}")
-        k_per = (scores["sensitivity"] - sensitivity).abs().argmin(1)
+        # Sensitivity falls as the threshold rises: count the thresholds that still reach it.
+        k_per = ((scores["sensitivity"] >= sensitivity).sum(1) - 1).clamp_min(0)
         precision = scores["precision"].gather(1, k_per[:, None]).squeeze(1)
         n = int(precision.argmax())
         k = int(k_per[n])
@@ -261,3 +270,41 @@ def feature_family(
     coverage = float((fired & mask).sum() / mask.sum().clamp_min(1))
     order = scores["sensitivity"][members].argsort(descending=True)
     return FeatureFamily(concept, members[order].tolist(), min_precision, coverage)
+
+
+@dataclass(frozen=True)
+class ConceptSummary:
+    """A concept's best feature, the best neuron at the feature's sensitivity, and its family."""
+
+    concept: str
+    feature: UnitScore
+    neuron: UnitScore
+    family: FeatureFamily
+
+
+def summarize(
+    scan: ScriptScan, concepts: tuple[str, ...] = ("han", "arabic")
+) -> list[ConceptSummary]:
+    """One ConceptSummary per concept present in `scan` (concepts with no tokens are skipped)."""
+    out = []
+    for concept in concepts:
+        if not scan.concept_mask(concept).any():
+            continue
+        feature = best_feature(scan, concept)
+        out.append(
+            ConceptSummary(
+                concept,
+                feature,
+                best_neuron(scan, concept, feature.sensitivity),
+                feature_family(scan, concept),
+            )
+        )
+    return out
+
+
+def concept_shares(scan: ScriptScan, feature: int) -> dict[str, float]:
+    """The share of a feature's activation mass on each concept (the rest falls on tokens of no
+    concept: spaces, digits and punctuation outside code)."""
+    mass = scan.feature_mass[feature]
+    total = mass.sum().clamp_min(1e-12)
+    return {c: float(mass[concept_groups(c)].sum() / total) for c in CONCEPTS}

@@ -15,6 +15,11 @@ from tutorial_sae.exercises.ch4 import (
     check_cosine_neighbours,
     check_knn_agreement,
 )
+from tutorial_sae.exercises.ch5 import (
+    check_llr,
+    check_specificity_sensitivity,
+    check_token_scripts,
+)
 from tutorial_sae.exercises.ch6 import (
     check_ablated_activation,
     check_attribution,
@@ -37,6 +42,9 @@ __all__ = [
     "check_best_match_cosine",
     "check_cosine_neighbours",
     "check_knn_agreement",
+    "check_llr",
+    "check_specificity_sensitivity",
+    "check_token_scripts",
     "check_ablated_activation",
     "check_attribution",
     "check_jaccard_top_k",

@@ -1,0 +1,121 @@
+"""Chapter 6's checkers pass the reference, fail seeded wrong answers with a hint, never raise."""
+
+import pytest
+import torch
+
+from tutorial_sae.analysis.interventions import zero_features
+from tutorial_sae.exercises import check_ablated_activation, check_attribution, check_jaccard_top_k
+
+
+def ablated_ref(x, sae, feature):
+    f = sae.encode(x)
+    return x - f[:, feature, None] * sae.W_dec[feature]
+
+
+def attribution_ref(latents, grads, strength, n_scored):
+    return -strength * (latents * grads).sum(0) / n_scored
+
+
+def jaccard_ref(first, second, k):
+    a, b = set(first.topk(k).indices.tolist()), set(second.topk(k).indices.tolist())
+    return len(a & b) / len(a | b)
+
+
+CASES = {
+    "ablated_activation": (
+        check_ablated_activation,
+        ablated_ref,
+        [
+            (
+                lambda x, sae, feature: sae.decode(zero_features(feature)(sae.encode(x))),
+                "error term",
+            ),
+            (lambda x, sae, feature: x - sae.W_dec[feature], "scale the decoder row"),
+            (
+                lambda x, sae, feature: x - sae.encode(x)[:, feature, None] * sae.W_enc[:, feature],
+                "encoder column",
+            ),
+        ],
+    ),
+    "attribution": (
+        check_attribution,
+        attribution_ref,
+        [
+            (
+                lambda latents, grads, strength, n_scored: (
+                    -attribution_ref(latents, grads, strength, n_scored)
+                ),
+                "sign",
+            ),
+            (
+                lambda latents, grads, strength, n_scored: -strength * grads.sum(0) / n_scored,
+                "activation",
+            ),
+            (
+                lambda latents, grads, strength, n_scored: (
+                    -strength * (latents * grads).abs().sum(0) / n_scored
+                ),
+                "opposite sign",
+            ),
+        ],
+    ),
+    "jaccard_top_k": (
+        check_jaccard_top_k,
+        jaccard_ref,
+        [
+            (
+                lambda first, second, k: (
+                    len(set(first.topk(k).indices.tolist()) & set(second.topk(k).indices.tolist()))
+                    / k
+                ),
+                "UNION",
+            ),
+            (
+                lambda first, second, k: jaccard_ref(-first, -second, k),
+                "LARGEST",
+            ),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_checker_passes_the_reference(name, capsys):
+    checker, reference, _ = CASES[name]
+    result = checker(reference)
+    assert result.passed, result.message
+    assert capsys.readouterr().out.strip() == result.message
+
+
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [(name, i) for name, (_, _, wrong) in CASES.items() for i in range(len(wrong))],
+)
+def test_checker_fails_a_wrong_implementation_with_its_hint(name, index):
+    checker, _, wrong = CASES[name]
+    fn, words = wrong[index]
+    result = checker(fn)
+    assert not result.passed
+    assert "Hint:" in result.message
+    assert words in result.message
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_checker_reports_not_implemented_and_crashes_without_raising(name):
+    checker, _, _ = CASES[name]
+
+    def stub(**kwargs):
+        raise NotImplementedError
+
+    def crashing(**kwargs):
+        return next(iter(kwargs.values())) @ torch.ones(999, 999)
+
+    assert "not implemented yet" in checker(stub).message
+    crashed = checker(crashing)
+    assert not crashed.passed and "RuntimeError" in crashed.message
+
+
+def test_jaccard_checker_accepts_a_float_or_a_tensor():
+    assert check_jaccard_top_k(
+        lambda first, second, k: torch.tensor(jaccard_ref(first, second, k))
+    ).passed

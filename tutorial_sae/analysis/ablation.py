@@ -1,0 +1,402 @@
+"""Clamping SAE features, attribution against exact ablation, top-k by activation vs effect (chapter 6).
+
+Every model run goes through `tutorial_sae.analysis.interventions`. The one-layer model makes
+exact ablation cheap: after the only MLP, each position's logits depend on that position
+alone, so zeroing a feature changes the loss only where it fired and can be re-run on those
+positions (`cache_last_mlp`, `logits_from_last_mlp`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from tutorial_sae.analysis.interventions import (
+    LastMLPCache,
+    cache_last_mlp,
+    latent_gradients,
+    logits_from_last_mlp,
+    replace_features,
+    run_with_sae,
+)
+from tutorial_sae.core.sae import SAE
+from tutorial_sae.data.activations import DEFAULT_HOOK
+
+CLAMP_KINDS = ("none", "zero", "mean", "noise", "resample")
+CHANGE_TOL = 0.1  # a re-encoded feature "changed" when it moved by > 10% of its activation
+
+
+def clamp_values(
+    kind: str,
+    acts: Float[Tensor, " n"],
+    chosen: Tensor,
+    reference: Float[Tensor, " m"],
+    seed: int = 0,
+) -> Float[Tensor, " n"]:
+    """New values of one feature: `acts` kept except on the `chosen` tokens (bool [n]), which get
+
+    zero; the feature's mean over `reference` (its activations on a whole eval set, zeros
+    included: mean-ablation); seeded Gaussian noise of the same RMS as its nonzero reference
+    values (the seed paper's noise, at matched scale); or its value on a random reference token
+    (resample-ablation). "none" returns `acts` unchanged.
+    """
+    if kind not in CLAMP_KINDS:
+        raise ValueError(f"expected a clamp kind in {CLAMP_KINDS}, got {kind!r}")
+    if chosen.shape != acts.shape or chosen.dtype != torch.bool:
+        raise ValueError(
+            f"expected a bool mask of shape {tuple(acts.shape)}, got {chosen.dtype} "
+            f"{tuple(chosen.shape)}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    n = int(chosen.sum())
+    if kind == "none":
+        new = acts[chosen]
+    elif kind == "zero":
+        new = torch.zeros(n)
+    elif kind == "mean":
+        new = reference.mean().expand(n)
+    elif kind == "noise":
+        active = reference[reference > 0]
+        rms = active.pow(2).mean().sqrt() if len(active) else torch.tensor(0.0)
+        new = torch.randn(n, generator=gen) * rms
+    else:
+        new = reference[torch.randint(len(reference), (n,), generator=gen)]
+    out = acts.clone()
+    out[chosen] = new.to(acts.dtype)
+    return out
+
+
+@dataclass(frozen=True)
+class ClampEffect:
+    """What one clamp of one feature does, measured on the tokens where the feature fired.
+
+    `mse` and `cosine` compare the activation the model reads with the clean one; `changed` is
+    the mean number of other features that move by more than CHANGE_TOL of their activation
+    when that input is re-encoded, `changed_share` that number over the features active there;
+    the loss changes are against the clean model.
+    """
+
+    kind: str
+    keep_error: bool
+    mse: float
+    cosine: float
+    changed: float
+    changed_share: float
+    dce_active: float
+    dce_overall: float
+
+
+@dataclass(frozen=True)
+class ClampStudy:
+    """Clamp effects of one feature, for each kind with and without the error term."""
+
+    feature: int
+    n_active: int
+    n_tokens: int
+    effects: tuple[ClampEffect, ...]
+
+    def as_dict(self) -> dict[str, float]:
+        """Flat numbers for glue: "<kind>_<err|rec>_<field>", e.g. "zero_err_dce_active"."""
+        out: dict[str, float] = {"n_active": self.n_active, "n_tokens": self.n_tokens}
+        for e in self.effects:
+            prefix = f"{e.kind}_{'err' if e.keep_error else 'rec'}_"
+            for name in ("mse", "cosine", "changed", "changed_share", "dce_active", "dce_overall"):
+                out[prefix + name] = getattr(e, name)
+        return out
+
+    def get(self, kind: str, keep_error: bool) -> ClampEffect:
+        """The effect of one clamp kind, with or without the error term."""
+        for effect in self.effects:
+            if effect.kind == kind and effect.keep_error == keep_error:
+                return effect
+        raise ValueError(f"expected a kind in {CLAMP_KINDS} with keep_error bool, got {kind!r}")
+
+
+def _model_input(sae: SAE, x: Tensor, f: Tensor, f_new: Tensor, keep_error: bool) -> Tensor:
+    # What SAESplice hands the model (see interventions.SAESplice).
+    return x + (f_new - f) @ sae.W_dec if keep_error else sae.decode(f_new)
+
+
+def clamp_effects(
+    model,
+    sae: SAE,
+    tokens: Int[Tensor, "batch pos"],
+    feature: int,
+    reference_tokens: Int[Tensor, "m pos"] | None = None,
+    seed: int = 0,
+    hook: str = DEFAULT_HOOK,
+) -> ClampStudy:
+    """Clamp `feature` on the tokens where it fires (zero, mean, noise, resample; see
+    `clamp_values`) and measure the seed paper's figure 9 effects: the reconstruction (MSE,
+    cosine), the other features (re-encoded input) and the next-token loss, each with the
+    error term kept (the model sees x + the edit) and without it (the model sees x_hat).
+    Mean, noise and resample values come from the feature on `reference_tokens` (default:
+    `tokens`)."""
+    x = cache_last_mlp(model, tokens, hook).act.to(sae.W_enc.dtype)
+    with torch.no_grad():
+        f = sae.encode(x)
+        if reference_tokens is None:
+            reference = f[:, feature]
+        else:
+            ref_x = cache_last_mlp(model, reference_tokens, hook).act.to(sae.W_enc.dtype)
+            reference = sae.encode(ref_x)[:, feature]
+    chosen = f[:, feature] > 0
+    if not chosen.any():
+        raise ValueError(f"expected feature {feature} to fire on some of the tokens, it never does")
+    scored = chosen.reshape(tokens.shape)[:, :-1]  # the last position predicts nothing
+    clean = run_with_sae(model, tokens, sae, return_type="token_losses")
+    effects = []
+    for keep_error in (True, False):
+        for kind in CLAMP_KINDS:
+            values = clamp_values(kind, f[:, feature], chosen, reference, seed)
+            edit = replace_features(feature, values[:, None])
+            with torch.no_grad():
+                f_new = edit(f)
+                before = _model_input(sae, x, f, f, keep_error)[chosen]
+                after = _model_input(sae, x, f, f_new, keep_error)[chosen]
+                f_before, f_after = sae.encode(before), sae.encode(after)
+                scale = torch.maximum(f_before, f_after)
+                moved = (f_after - f_before).abs() > CHANGE_TOL * scale
+                active = scale > 0
+                moved[:, feature] = active[:, feature] = False
+            losses = run_with_sae(model, tokens, sae, edit, keep_error, hook, "token_losses")
+            delta = losses - clean
+            effects.append(
+                ClampEffect(
+                    kind,
+                    keep_error,
+                    mse=float((after - x[chosen]).pow(2).sum(-1).mean()),
+                    cosine=float(torch.cosine_similarity(after, x[chosen], dim=-1).mean()),
+                    changed=float(moved.sum(-1).float().mean()),
+                    changed_share=float(moved.sum() / active.sum().clamp(min=1)),
+                    dce_active=float(delta[scored].mean()),
+                    dce_overall=float(delta.mean()),
+                )
+            )
+    return ClampStudy(feature, int(chosen.sum()), chosen.numel(), tuple(effects))
+
+
+def rank(values: Float[Tensor, " n"]) -> Float[Tensor, " n"]:
+    """Ranks 1..n of `values` (ties get their average rank)."""
+    values = values.double().flatten()
+    order = values.argsort()
+    ranks = torch.empty_like(values)
+    ranks[order] = torch.arange(1, len(values) + 1, dtype=values.dtype)
+    for v in values[order][1:][values[order][1:] == values[order][:-1]].unique():
+        ties = values == v
+        ranks[ties] = ranks[ties].mean()
+    return ranks
+
+
+def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the ranks."""
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"expected two vectors of one length >= 2, got {a.shape} and {b.shape}")
+    ra, rb = rank(a) - (len(a) + 1) / 2, rank(b) - (len(b) + 1) / 2
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+@dataclass(frozen=True)
+class TopKOverlap:
+    """The top-k feature sets by two scores: shared members, their union and Jaccard index."""
+
+    k: int
+    by_first: tuple[int, ...]
+    by_second: tuple[int, ...]
+    shared: int
+    union: int
+    jaccard: float
+
+
+def top_k_overlap(
+    features: Int[Tensor, " n"],
+    first: Float[Tensor, " n"],
+    second: Float[Tensor, " n"],
+    k: int = 10,
+) -> TopKOverlap:
+    """Compare the k features with the largest `first` score with the k largest by `second`."""
+    if not (features.shape == first.shape == second.shape) or not 0 < k <= len(features):
+        raise ValueError(f"expected three vectors of one length >= k={k}, got {features.shape}")
+    a = features[first.topk(k).indices].tolist()
+    b = features[second.topk(k).indices].tolist()
+    shared, union = len(set(a) & set(b)), len(set(a) | set(b))
+    return TopKOverlap(k, tuple(a), tuple(b), shared, union, shared / union)
+
+
+@dataclass(frozen=True)
+class AttributionStudy:
+    """Exact ablation against attribution for many features and clamp strengths.
+
+    A clamp of strength s sets f_i -> (1 - s) f_i at every token (s = 1: zero-ablation).
+    `true_dce[s, j]` and `attributed[s, j]` are the change in the mean next-token loss over all
+    `n_scored` predictions; `dce_active` is the mean change where feature j fired, at the largest
+    strength.
+    """
+
+    features: Int[Tensor, " n"]
+    frequency: Float[Tensor, " n"]
+    mean_act: Float[Tensor, " n"]
+    strengths: tuple[float, ...]
+    true_dce: Float[Tensor, "s n"]
+    attributed: Float[Tensor, "s n"]
+    dce_active: Float[Tensor, " n"]
+    n_scored: int
+
+    @property
+    def spearman(self) -> tuple[float, ...]:
+        """Rank correlation of attribution with the exact effect, per strength."""
+        return tuple(spearman(a, t) for a, t in zip(self.attributed, self.true_dce, strict=True))
+
+    def summary(self, k: int = 10, n_top: int = 100) -> dict[str, float]:
+        """Headline numbers for glue: rank agreement at the smallest and largest strength, how
+        many of the `n_top` most frequent features hurt when removed, and the top-k overlap."""
+        rho, overlap, n_top = self.spearman, self.overlap(k), min(n_top, len(self.features))
+        return {
+            "n_features": len(self.features),
+            "small_strength": self.strengths[0],
+            "rho_small": rho[0],
+            "rho_full": rho[-1],
+            "n_top": n_top,
+            "n_hurts": int((self.dce_active[:n_top] > 0).sum()),
+            "k": k,
+            "shared": overlap.shared,
+            "union": overlap.union,
+            "jaccard": overlap.jaccard,
+            "rho_act_effect": spearman(self.mean_act, self.true_dce[-1]),
+        }
+
+    def overlap(self, k: int = 10) -> TopKOverlap:
+        """Top-k by mean activation against top-k by the loss increase at the largest strength."""
+        return top_k_overlap(self.features, self.mean_act, self.true_dce[-1], k)
+
+
+def attribute(
+    latents: Float[Tensor, "n d_sae"],
+    grads: Float[Tensor, "n d_sae"],
+    strength: float = 1.0,
+    n_scored: int | None = None,
+) -> Float[Tensor, " d_sae"]:
+    """Attribution's estimate of the change in mean loss when every feature, alone, is scaled by
+    (1 - strength): -strength * sum over tokens of f_i * dL/df_i, over `n_scored` predictions
+    (default: all n rows). First order in the edit (Templeton et al. 2024)."""
+    if latents.shape != grads.shape or latents.ndim != 2:
+        raise ValueError(
+            f"expected latents and grads of one shape [n, d_sae], got {tuple(latents.shape)} "
+            f"and {tuple(grads.shape)}"
+        )
+    n_scored = latents.shape[0] if n_scored is None else n_scored
+    return -strength * (latents * grads).sum(0) / n_scored
+
+
+def _exact_dce(
+    model, sae: SAE, cache: LastMLPCache, clean: Tensor, f: Tensor, feature: int, strengths, hook
+) -> Tensor:
+    # Summed loss change over the rows where `feature` fires, one per strength: only those
+    # rows change (see the module docstring).
+    rows = torch.nonzero((f[:, feature] > 0) & (cache.next_tokens >= 0)).flatten()
+    if len(rows) == 0:
+        return torch.zeros(len(strengths))
+    act, resid, target = cache.act[rows], cache.resid_mid[rows], cache.next_tokens[rows]
+    direction = f[rows, feature, None] * sae.W_dec[feature].to(act.dtype)
+    s = torch.tensor(strengths, dtype=act.dtype)
+    logits = logits_from_last_mlp(
+        model,
+        resid.repeat(len(s), 1),
+        (act[None] - s[:, None, None] * direction[None]).reshape(-1, act.shape[-1]),
+        hook,
+    )
+    logp = logits.float().log_softmax(-1).reshape(len(s), len(rows), -1)
+    losses = -logp.gather(-1, target[None, :, None].expand(len(s), -1, 1))[..., 0]
+    return (losses - clean[rows][None]).sum(1)
+
+
+def ablation_vs_attribution(
+    model,
+    sae: SAE,
+    tokens: Int[Tensor, "batch pos"],
+    n_features: int = 200,
+    strengths: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0),
+    hook: str = DEFAULT_HOOK,
+) -> AttributionStudy:
+    """For the `n_features` most frequent features: the exact change in next-token loss when
+    each is scaled by (1 - s) alone (error term kept), against `attribute`'s first-order
+    estimate, over the predictions of `tokens`."""
+    if (
+        not strengths
+        or any(not 0 < s <= 1 for s in strengths)
+        or list(strengths) != sorted(strengths)
+    ):
+        raise ValueError(f"expected increasing clamp strengths in (0, 1], got {strengths}")
+    grads = latent_gradients(model, tokens, sae, hook)
+    cache = cache_last_mlp(model, tokens, hook)
+    f, g = grads.latents, grads.grads
+    scored = cache.next_tokens >= 0
+    clean = torch.zeros(len(scored))
+    clean[scored] = grads.token_losses.flatten()
+    fires = (f > 0).float()
+    n_features = min(n_features, int((fires.sum(0) > 0).sum()))
+    features = fires.sum(0).topk(n_features).indices
+    n_scored = int(scored.sum())
+    first_order = attribute(f[:, features], g[:, features], 1.0, n_scored)
+    total = torch.stack(
+        [_exact_dce(model, sae, cache, clean, f, i, strengths, hook) for i in features.tolist()], 1
+    )
+    n_active = (fires[:, features] * scored[:, None]).sum(0).clamp(min=1)
+    return AttributionStudy(
+        features=features,
+        frequency=fires[:, features].mean(0),
+        mean_act=f[:, features].mean(0),
+        strengths=tuple(strengths),
+        true_dce=total / n_scored,
+        attributed=torch.tensor(strengths)[:, None] * first_order[None],
+        dce_active=total[-1] / n_active,
+        n_scored=n_scored,
+    )
+
+
+@dataclass(frozen=True)
+class HelpfulRemoval:
+    """A frequent feature whose zero-ablation lowers the loss where it fires: what it fires on
+    (most common current tokens) and what its decoder direction promotes and suppresses."""
+
+    feature: int
+    frequency: float
+    dce_active: float
+    fires_on: tuple[str, ...]
+    promoted: tuple[str, ...]
+    suppressed: tuple[str, ...]
+
+
+def helpful_removals(
+    model, sae: SAE, tokens: Int[Tensor, "batch pos"], study: AttributionStudy, n_top: int = 100,
+    k: int = 3, hook: str = DEFAULT_HOOK,
+) -> list[HelpfulRemoval]:  # fmt: skip
+    """The k features among the study's `n_top` most frequent whose removal helps most."""
+    from collections import Counter
+
+    from tutorial_sae.analysis.features import final_ln_scale, logit_effect, token_text
+
+    dce = study.dce_active[:n_top]
+    order = [int(j) for j in dce.argsort()[:k] if dce[j] < 0]
+    f = sae.encode(cache_last_mlp(model, tokens, hook).act).detach()
+    ids = tokens.reshape(-1)
+    scale = final_ln_scale(model, tokens)
+    out = []
+    for j in order:
+        feature = int(study.features[j])
+        common = Counter(ids[f[:, feature] > 0].tolist()).most_common(5)
+        effect = logit_effect(model, sae, feature, scale, k=5, hook=hook)
+        out.append(
+            HelpfulRemoval(
+                feature,
+                float(study.frequency[j]),
+                float(dce[j]),
+                tuple(token_text(model.tokenizer, t) for t, _ in common),
+                tuple(t for t, _ in effect.promoted),
+                tuple(t for t, _ in effect.suppressed),
+            )
+        )
+    return out
