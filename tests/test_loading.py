@@ -410,3 +410,12 @@ def test_shipped_mini_model_loads_and_tokenizes_its_own_data(small_corpus):
     assert (tokens[:, 0] == model.tokenizer.bos_token_id).all()
     loss = model(tokens, return_type="loss")
     assert torch.isfinite(loss) and loss < 10
+
+
+def test_tokenizer_fingerprint_ignores_the_padding_transformer_lens_sets():
+    from tutorial_sae.models.mini import load_mini_model
+
+    model = load_mini_model("cpu")
+    before = token_data.tokenizer_fingerprint(model.tokenizer)
+    model.to_tokens(["a short one", "and a somewhat longer second text"])
+    assert token_data.tokenizer_fingerprint(model.tokenizer) == before

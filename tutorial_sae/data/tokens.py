@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 
 import numpy as np
@@ -31,9 +32,16 @@ MIXTURE = (("en", 0.3), ("code", 0.3), ("zh", 0.25), ("ar", 0.15))
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """A short hash of the tokenizer's full definition: a new vocab invalidates cached tokens."""
-    definition = tokenizer.backend_tokenizer.to_str()
-    return hashlib.sha256(definition.encode("utf-8")).hexdigest()[:16]
+    """A short hash of what decides the ids (vocabulary, merges, pre- and post-processing).
+
+    Padding and truncation settings are left out: TransformerLens changes them on the first
+    `to_tokens` call, and they do not change how a document is tokenized.
+    """
+    definition = json.loads(tokenizer.backend_tokenizer.to_str())
+    for setting in ("padding", "truncation"):
+        definition.pop(setting, None)
+    text = json.dumps(definition, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def stream_of(tokenizer, texts: list[str]) -> np.ndarray:
