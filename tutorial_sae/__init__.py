@@ -253,6 +253,7 @@ _EXPORTS = {
         "prompt_table",
         "shared_feature",
     ),
+    "tutorial_sae.models.saelens": ("SAELensSAE", "export_saelens", "import_saelens"),
     "tutorial_sae.utils": ("get_device", "set_seed"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -1,0 +1,145 @@
+"""Our SAEs in SAELens 6's folder format and back: `cfg.json` + `sae_weights.safetensors` (chapter 3).
+
+SAELens's "standard" architecture is this book's SAE: f = ReLU(W_enc (x - b_dec) + b_enc),
+x_hat = W_dec f + b_dec, with `apply_b_dec_to_input` true and no activation normalisation, and
+the same tensor names and shapes (W_enc [d_in, d_sae], W_dec [d_sae, d_in]). So an export is a
+renaming of files plus the metadata SAELens keeps (model and hook name), and SAELens's forward
+pass on the exported folder gives the same features and reconstructions
+(`benchmarks/check_saelens_interop.py` checks it where SAELens is installed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from tutorial_sae.core.sae import SAE, SAEConfig
+from tutorial_sae.data.activations import DEFAULT_HOOK
+from tutorial_sae.paths import atomic_write_bytes, atomic_write_json
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+KEYS = ("W_enc", "b_enc", "W_dec", "b_dec")
+# Where our l1_coeff and seed travel in SAELens's free-form metadata (it has no field for them).
+L1_KEY = "tutorial_sae_l1_coeff"
+SEED_KEY = "tutorial_sae_seed"
+
+
+@dataclass(frozen=True)
+class SAELensSAE:
+    """An SAE read from a SAELens folder and the metadata that came with it."""
+
+    sae: SAE
+    model_name: str | None
+    hook_name: str | None
+    metadata: dict
+
+
+def export_saelens(
+    sae: SAE,
+    folder: str | Path,
+    model_name: str,
+    hook_name: str = DEFAULT_HOOK,
+    context_size: int | None = None,
+) -> Path:
+    """Write `sae` as a SAELens 6 "standard" SAE folder that `SAE.load_from_disk` reads."""
+    if not isinstance(sae, SAE):
+        raise ValueError(f"expected a tutorial_sae SAE, got {type(sae).__name__}")
+    for name, value in (("model_name", model_name), ("hook_name", hook_name)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a non-empty string {name}, got {value!r}")
+    folder = Path(folder)
+    tensors = {k: getattr(sae, k).detach().cpu().contiguous() for k in KEYS}
+    dtype = str(tensors["W_enc"].dtype).removeprefix("torch.")
+    metadata = {
+        "model_name": model_name,
+        "hook_name": hook_name,
+        "hook_head_index": None,
+        "prepend_bos": True,
+        "context_size": context_size,
+        L1_KEY: sae.cfg.l1_coeff,
+        SEED_KEY: sae.cfg.seed,
+    }
+    cfg = {
+        "architecture": "standard",
+        "d_in": sae.cfg.d_in,
+        "d_sae": sae.cfg.d_sae,
+        "dtype": dtype,
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": metadata,
+    }
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors))
+    atomic_write_json(folder / CFG_FILE, cfg)
+    return folder
+
+
+def _fail(path: Path, problem: str) -> ValueError:
+    return ValueError(f"{path} is not a SAELens standard SAE this book can read: {problem}")
+
+
+def import_saelens(folder: str | Path, device: str | torch.device = "cpu") -> SAELensSAE:
+    """Read a SAELens 6 "standard" SAE folder (ours or SAELens's) into this book's SAE.
+
+    Refused with a ValueError naming the file and field: other architectures, b_dec not
+    applied to the input, activation normalisation or reshaping (this SAE has neither),
+    missing or ill-shaped tensors, non-finite weights.
+    """
+    folder = Path(folder)
+    cfg_path, weights_path = folder / CFG_FILE, folder / WEIGHTS_FILE
+    if not cfg_path.is_file() or not weights_path.is_file():
+        raise FileNotFoundError(f"expected {CFG_FILE} and {WEIGHTS_FILE} in {folder}")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _fail(cfg_path, f"not JSON ({err})") from err
+    if not isinstance(cfg, dict):
+        raise _fail(cfg_path, f"expected a JSON object, got {type(cfg).__name__}")
+    expected = {
+        "architecture": "standard",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+    }
+    for key, want in expected.items():
+        got = cfg.get(key, want if key == "reshape_activations" else None)
+        if got != want:
+            raise _fail(cfg_path, f"expected {key} = {want!r}, got {got!r}")
+    metadata = cfg.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _fail(cfg_path, f"expected metadata to be an object, got {type(metadata).__name__}")
+    l1 = metadata.get(L1_KEY, 0.0)
+    try:
+        sae_cfg = SAEConfig(
+            d_in=cfg.get("d_in"),
+            d_sae=cfg.get("d_sae"),
+            l1_coeff=l1,
+            seed=metadata.get(SEED_KEY, 0),
+        )
+    except ValueError as err:
+        raise _fail(cfg_path, str(err)) from err
+    try:
+        state = load_file(weights_path)
+    except (SafetensorError, OSError) as err:
+        raise _fail(weights_path, f"not a readable safetensors file ({err})") from err
+    sae = SAE(sae_cfg)
+    shapes = {k: tuple(getattr(sae, k).shape) for k in KEYS}
+    got = {k: tuple(v.shape) for k, v in state.items() if k in KEYS}
+    if got != shapes:
+        raise _fail(weights_path, f"expected tensors {shapes}, got {got}")
+    for key in KEYS:
+        if not torch.isfinite(state[key]).all():
+            raise _fail(weights_path, f"{key} holds NaN or inf values")
+    with torch.no_grad():
+        for key in KEYS:
+            getattr(sae, key).copy_(state[key].float())
+    return SAELensSAE(
+        sae.to(device), metadata.get("model_name"), metadata.get("hook_name"), metadata
+    )
