@@ -28,6 +28,7 @@ book: corpus
 	$(BIN)/jupyter-book build . -W --keep-going
 
 test: corpus
+	bash scripts/install_chromium.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup

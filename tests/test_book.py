@@ -90,3 +90,20 @@ def test_appendix_page_shows_the_provenance_and_model_tables(html):
     for expected in ("fortunes", "bigram", "mini/run1", "NeelNanda/sparse_autoencoder"):
         assert expected in text
     assert "<table" in text
+
+
+@pytest.mark.book
+@pytest.mark.parametrize(
+    ("page_name", "widget"),
+    [("03_training.html", "l1-coeff"), ("07_random_walks.html", "step-size")],
+)
+def test_widgets_move_in_the_built_book(html, page_name, widget):
+    from test_widgets_in_browser import open_page
+
+    built = html / "book" / page_name
+    assert built.is_file(), f"{built} was not built"
+    before = open_page(built.as_uri())[widget]
+    target = 0 if before["frame"] != "0" else 1
+    after = open_page(built.as_uri() + f"#{widget}={target}")[widget]
+    assert after["frame"] == str(target)
+    assert len(after["shown"]) == 1 and after["shown"] != before["shown"]

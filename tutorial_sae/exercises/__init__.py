@@ -25,6 +25,11 @@ from tutorial_sae.exercises.ch6 import (
     check_attribution,
     check_jaccard_top_k,
 )
+from tutorial_sae.exercises.ch7 import (
+    check_isotropic_cosine,
+    check_random_walk,
+    check_slerp,
+)
 from tutorial_sae.exercises.runner import CheckResult, set_time_limit
 
 __all__ = [
@@ -48,4 +53,7 @@ __all__ = [
     "check_ablated_activation",
     "check_attribution",
     "check_jaccard_top_k",
+    "check_isotropic_cosine",
+    "check_random_walk",
+    "check_slerp",
 ]

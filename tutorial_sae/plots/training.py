@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -13,6 +12,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from tutorial_sae.analysis.sweeps import DeadFeatureComparison, L1Sweep, SweepPoint
 from tutorial_sae.core.metrics import DENSE_THRESHOLD
+from tutorial_sae.plots.static_widget import frame_slider
 
 
 class _LogRecords(Protocol):
@@ -194,34 +194,21 @@ def plot_l1_sweep(sweep: L1Sweep, selected: float | None = None) -> Figure:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def l1_widget(sweep: L1Sweep):
-    """A slider over the sweep's l1_coeff values redrawing `plot_l1_sweep` (no training).
+    """A slider over the sweep's l1_coeff values showing `plot_l1_sweep` (no training).
 
-    The figure is an image widget whose bytes are replaced on each move: no output capture is
-    involved, which keeps the cell from stalling when a notebook runs headless (papermill).
+    Live in Jupyter and Colab (an image redrawn on each move: no output capture, so the cell
+    never stalls under papermill); in the built book, a client-side slider over one
+    precomputed frame per sweep point (`plots.static_widget`).
     """
-    import ipywidgets as widgets
-
-    slider = widgets.SelectionSlider(
-        options=[(f"{v:g}", v) for v in sweep.column("l1_coeff")],
-        value=sweep.chosen,
-        description="l1_coeff",
-        continuous_update=False,
+    values = sweep.column("l1_coeff")
+    return frame_slider(
+        lambda value: plot_l1_sweep(sweep, value),
+        values,
+        label="l1_coeff",
+        name="l1-coeff",
+        initial=values.index(sweep.chosen),
     )
-    image = widgets.Image(value=_png(plot_l1_sweep(sweep, slider.value)), format="png")
-
-    def redraw(change) -> None:
-        image.value = _png(plot_l1_sweep(sweep, change["new"]))
-
-    slider.observe(redraw, names="value")
-    return widgets.VBox([slider, image])
 
 
 def metrics_side_by_side(columns: Mapping[str, Mapping[str, float | str]]) -> str:
