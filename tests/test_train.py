@@ -159,10 +159,23 @@ def test_resume_refuses_a_different_config(toy, tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy, tmp_path):
     batches = [toy.x[i * 128 : (i + 1) * 128] for i in range(12)]
-    batches[11] = batches[11] * 1e30  # finite input whose squared error overflows to inf
     cfg = toy_cfg(n_steps=12)
+    sae = SAE(cfg.sae)
+
+    def diverge():
+        # A run that blows up: decoder weights so large the squared error overflows to inf
+        # (inputs this large would be refused before the step, so the weights diverge instead).
+        with torch.no_grad():
+            sae.W_dec.mul_(1e30)
+
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
-        train_sae_on(_Replay(batches), cfg, progress=False, checkpoint_dir=tmp_path)
+        train_sae_on(
+            _Replay(batches, before_last=diverge),
+            cfg,
+            sae=sae,
+            progress=False,
+            checkpoint_dir=tmp_path,
+        )
     kept = load_checkpoint(tmp_path)
     assert kept.meta["step"] == 10
     assert all(torch.isfinite(v).all() for k, v in kept.tensors.items() if k.startswith("sae."))
@@ -171,8 +184,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy, tmp_path)
 class _Replay:
     """A list of batches that can report its position, like `TensorBatches`."""
 
-    def __init__(self, batches):
-        self.batches, self.i = batches, 0
+    def __init__(self, batches, before_last=None):
+        self.batches, self.i, self.before_last = batches, 0, before_last
 
     def __iter__(self):
         return self
@@ -181,6 +194,8 @@ class _Replay:
         if self.i == len(self.batches):
             raise StopIteration
         self.i += 1
+        if self.i == len(self.batches) and self.before_last is not None:
+            self.before_last()
         return self.batches[self.i - 1]
 
     def state_dict(self):
