@@ -72,3 +72,17 @@ def test_bad_tokens_and_hooks(tiny_model):
                 tiny_model, torch.zeros(2, 4, dtype=torch.long), batch_size=64, buffer_tokens=64
             )
         )
+
+
+def test_token_ids_and_lengths_are_checked_against_the_model(tiny_model):
+    model = tiny_model
+    from tutorial_sae import run_to_hook
+
+    too_high = torch.full((2, 4), model.cfg.d_vocab, dtype=torch.long)
+    with pytest.raises(ValueError, match=rf"token ids must be in \[0, {model.cfg.d_vocab}\)"):
+        run_to_hook(model, too_high)
+    with pytest.raises(ValueError, match="token ids must be in"):
+        run_to_hook(model, torch.full((1, 3), -1, dtype=torch.long))
+    too_long = torch.zeros((1, model.cfg.n_ctx + 1), dtype=torch.long)
+    with pytest.raises(ValueError, match=f"at most {model.cfg.n_ctx} tokens"):
+        run_to_hook(model, too_long)

@@ -39,7 +39,7 @@ def time_forward_to_hook(
     way looks faster. Multiply-adds per token: the unembedding d_model x d_vocab, the MLP
     2 x d_model x d_mlp.
     """
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"expected repeats to be a positive int, got {repeats!r}")
     tokens = tokens.to(model.cfg.device)

@@ -127,7 +127,7 @@ def evaluate_sae(
     is 1 - sum ||x - x_hat||^2 / sum ||x - mean||^2. Each forward holds batch_size x pos x
     d_vocab logits: 8 x 128 sequences of gelu-1l (d_vocab 48,262) take 200 MB.
     """
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     if hook not in model.hook_dict:
         raise ValueError(f"hook must be one of the model's hook points, got {hook!r}")
     if not isinstance(batch_size, int) or batch_size < 1:

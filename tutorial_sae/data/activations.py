@@ -16,27 +16,40 @@ class _StopForward(Exception):
     """Raised inside a hook once the activation we need exists: nothing after it runs."""
 
 
-def check_tokens(tokens: Tensor) -> None:
-    """Raise a ValueError unless `tokens` is an int32/int64 tensor of shape [batch, pos]."""
-    if (
-        not isinstance(tokens, Tensor)
-        or tokens.ndim != 2
-        or tokens.dtype
-        not in (
-            torch.int64,
-            torch.int32,
-        )
+def check_tokens(tokens: Tensor, model=None) -> None:
+    """Raise a ValueError unless `tokens` is an int32/int64 tensor of shape [batch, pos].
+
+    With `model`, also that every id is in its vocabulary and no row is longer than its
+    context (TransformerLens would fail deep inside the embedding, or silently wrap).
+    """
+    if not isinstance(tokens, Tensor) or tokens.ndim != 2 or tokens.dtype not in (
+        torch.int64,
+        torch.int32,
     ):
         got = (
             f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, Tensor) else type(tokens)
         )
         raise ValueError(f"tokens must be an integer tensor of shape [batch, pos], got {got}")
+    if model is None or tokens.numel() == 0:
+        return
+    cfg = model.cfg
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= cfg.d_vocab:
+        raise ValueError(
+            f"token ids must be in [0, {cfg.d_vocab}) (the model's vocabulary), got ids from "
+            f"{low} to {high}"
+        )
+    if tokens.shape[1] > cfg.n_ctx:
+        raise ValueError(
+            f"sequences may be at most {cfg.n_ctx} tokens (the model's context), got "
+            f"{tokens.shape[1]}"
+        )
 
 
 @torch.no_grad()
 def run_to_hook(model, tokens: Int[Tensor, "batch pos"], hook: str = DEFAULT_HOOK) -> Tensor:
     """The activation at `hook` for one batch; the forward stops there (no logits)."""
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     if hook not in model.hook_dict:
         raise ValueError(f"hook must be one of the model's hook points, got {hook!r}")
     store: dict[str, Tensor] = {}
@@ -62,7 +75,7 @@ def collect_activations(
     progress: bool = True,
 ) -> Float[Tensor, "batch pos d"]:
     """Activations at `hook` for every token, computed `batch_size` sequences at a time."""
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     chunks = [
         run_to_hook(model, tokens[i : i + batch_size], hook).cpu()
         for i in tqdm(range(0, len(tokens), batch_size), desc="activations", disable=not progress)
@@ -89,7 +102,7 @@ class ActivationStream:
         model_batch_size: int = 32,
         seed: int = 0,
     ) -> None:
-        check_tokens(tokens)
+        check_tokens(tokens, model)
         if buffer_tokens < 2 * batch_size:
             raise ValueError(
                 f"buffer_tokens must be >= 2 * batch_size = {2 * batch_size}, got {buffer_tokens}"
