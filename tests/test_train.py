@@ -263,3 +263,12 @@ def test_train_config_refuses_bad_fields_by_name(change, message):
 def test_sae_config_refuses_bad_fields_by_name(change, message):
     with pytest.raises(ValueError, match=message):
         SAEConfig(**change)
+
+
+def test_a_checkpoint_path_that_is_a_file_is_refused_before_training(toy, tmp_path):
+    a_file = tmp_path / "checkpoint"
+    a_file.write_text("not a folder")
+    with pytest.raises(ValueError, match="checkpoint_dir must be a folder"):
+        train_sae_on(toy.x, toy_cfg(n_steps=5), progress=False, checkpoint_dir=a_file)
+    with pytest.raises(ValueError, match="the SAE given has d_in="):
+        train_sae_on(toy.x, toy_cfg(n_steps=5), sae=SAE(SAEConfig(d_in=3, d_sae=6)), progress=False)

@@ -22,9 +22,14 @@ def check_tokens(tokens: Tensor, model=None) -> None:
     With `model`, also that every id is in its vocabulary and no row is longer than its
     context (TransformerLens would fail deep inside the embedding, or silently wrap).
     """
-    if not isinstance(tokens, Tensor) or tokens.ndim != 2 or tokens.dtype not in (
-        torch.int64,
-        torch.int32,
+    if (
+        not isinstance(tokens, Tensor)
+        or tokens.ndim != 2
+        or tokens.dtype
+        not in (
+            torch.int64,
+            torch.int32,
+        )
     ):
         got = (
             f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, Tensor) else type(tokens)

@@ -20,6 +20,7 @@ from tutorial_sae.core.sae import SAE, SAEConfig, SAELoss, train_step
 from tutorial_sae.data.activations import DEFAULT_HOOK, ActivationStream, TensorBatches
 from tutorial_sae.errors import NonFiniteLossError
 from tutorial_sae.training.checkpoint import (
+    CHECKPOINT_FILE,
     Checkpoint,
     checkpoint_path,
     load_checkpoint,
@@ -287,6 +288,17 @@ def _train(source, cfg, sae, progress, checkpoint_dir, resume) -> TrainResult:
         )
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir, got None")
+    if checkpoint_dir is not None and Path(checkpoint_dir).exists():
+        if not Path(checkpoint_dir).is_dir():
+            raise ValueError(
+                f"checkpoint_dir must be a folder (it holds {CHECKPOINT_FILE}), got the file "
+                f"{checkpoint_dir}"
+            )
+    if sae is not None and (sae.cfg.d_in, sae.cfg.d_sae) != (cfg.sae.d_in, cfg.sae.d_sae):
+        raise ValueError(
+            f"the SAE given has d_in={sae.cfg.d_in}, d_sae={sae.cfg.d_sae}, the config "
+            f"d_in={cfg.sae.d_in}, d_sae={cfg.sae.d_sae}"
+        )
     set_seed(cfg.seed)
     device = torch.device(cfg.device) if cfg.device else get_device()
     fresh = sae is None
