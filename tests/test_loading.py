@@ -419,3 +419,18 @@ def test_tokenizer_fingerprint_ignores_the_padding_transformer_lens_sets():
     before = token_data.tokenizer_fingerprint(model.tokenizer)
     model.to_tokens(["a short one", "and a somewhat longer second text"])
     assert token_data.tokenizer_fingerprint(model.tokenizer) == before
+
+
+@pytest.mark.parametrize(
+    "field, value", [("l1_coeff", None), ("l1_coeff", "3e-4"), ("batch_size", 40.5), ("seed", True)]
+)
+def test_a_hub_config_field_that_is_null_or_ill_typed_is_named(field, value):
+    state = {
+        "W_enc": torch.zeros(4, 8),
+        "W_dec": torch.zeros(8, 4),
+        "b_enc": torch.zeros(8),
+        "b_dec": torch.zeros(4),
+    }
+    cfg = {"l1_coeff": 3e-4, "batch_size": 4096, "seed": 49, field: value}
+    with pytest.raises(ValueError, match=f"SAE config's '{field}' to be a finite"):
+        loading.sae_from_nanda(state, cfg)

@@ -7,6 +7,7 @@ shipped mini model and Neel Nanda's gelu-1l (with his run1/run2 SAEs) by changin
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -155,6 +156,22 @@ def _read_hub_weights(path: Path) -> dict[str, Tensor]:
     return state
 
 
+def _cfg_field(cfg: dict, key: str, default, kind: type):
+    """`cfg[key]` as `kind` (default when absent); a null or ill-typed value names the key."""
+    if key not in cfg:
+        return default
+    value = cfg[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok or (kind is float and not math.isfinite(value)):
+        raise ValueError(
+            f"expected the SAE config's {key!r} to be a finite {kind.__name__} (in Nanda's units: "
+            f"l1_coeff per batch element, batch_size in tokens), got {value!r}"
+        )
+    return kind(value)
+
+
 def sae_from_nanda(state: dict[str, Tensor], cfg: dict) -> SAE:
     """Our SAE holding Nanda's run weights unchanged (W_enc [d_mlp, d_sae], W_dec [d_sae, d_mlp]).
 
@@ -183,8 +200,8 @@ def sae_from_nanda(state: dict[str, Tensor], cfg: dict) -> SAE:
         raise ValueError(f"expected shapes {expected}, got {got}")
     if not all(torch.isfinite(state[k]).all() for k in HUB_SAE_KEYS):
         raise ValueError("expected finite weights, got NaN or inf")
-    l1 = float(cfg.get("l1_coeff", 0.0)) * int(cfg.get("batch_size", 1))
-    sae = SAE(SAEConfig(d_in=d_in, d_sae=d_sae, l1_coeff=l1, seed=int(cfg.get("seed", 0))))
+    l1 = _cfg_field(cfg, "l1_coeff", 0.0, float) * _cfg_field(cfg, "batch_size", 1, int)
+    sae = SAE(SAEConfig(d_in=d_in, d_sae=d_sae, l1_coeff=l1, seed=_cfg_field(cfg, "seed", 0, int)))
     sae.load_state_dict({k: state[k].float() for k in HUB_SAE_KEYS})
     return sae
 
@@ -209,9 +226,13 @@ def load_sae(name: str = "auto", device: str | torch.device | None = None) -> SA
     if name.startswith("mini/"):
         return SAE.load(mini_sae_dir() / name.removeprefix("mini/"), device=device)
     version = HUB_SAE_VERSIONS[name]
-    cfg = _read_hub_cfg(download_hub_file(HUB_SAE_REPO, f"{version}_cfg.json"))
+    cfg_path = download_hub_file(HUB_SAE_REPO, f"{version}_cfg.json")
+    cfg = _read_hub_cfg(cfg_path)
     state = _read_hub_weights(download_hub_file(HUB_SAE_REPO, f"{version}.pt"))
-    return sae_from_nanda(state, cfg).to(device)
+    try:
+        return sae_from_nanda(state, cfg).to(device)
+    except ValueError as err:
+        raise ValueError(f"{HUB_SAE_REPO} {version}.pt / {cfg_path.name}: {err}") from err
 
 
 def load_tokens(
