@@ -91,6 +91,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "40%": "the seed paper's figure 9: over 40% of other features changed (paper fact)",
         "2024": "Templeton et al. 2024 / Marks et al. 2024 (citation year)",
     },
+    "08_rome": {**DEFINITIONS},
     "appendix_data": {
         **MODELS,
         "95/5": "the corpus's train/eval split by document hash (data.corpus.EVAL_FRACTION)",

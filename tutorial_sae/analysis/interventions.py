@@ -186,7 +186,7 @@ def run_with_intervention(
     return_type "logits" gives [batch, pos, d_vocab]; "loss" the mean next-token loss (nats);
     "token_losses" the loss of each prediction, [batch, pos - 1]. No intervention: clean run.
     """
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     _check_hook(model, hook)
     if return_type not in RETURN_TYPES:
         raise ValueError(f"expected return_type in {RETURN_TYPES}, got {return_type!r}")
@@ -264,7 +264,7 @@ def latent_gradients(
     estimate of what zero-ablating a feature does to the loss (Templeton et al. 2024;
     Marks et al. 2024).
     """
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     _check_hook(model, hook)
     if tokens.shape[1] < 2:
         raise ValueError(f"a loss needs sequences of >= 2 tokens, got {tuple(tokens.shape)}")
@@ -310,7 +310,7 @@ def cache_last_mlp(
     residual add, the final LayerNorm and the unembedding are per token), so an edit at the
     hook can be re-run on just the positions it touches.
     """
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     _check_hook(model, hook)
     block = _last_mlp_block(model, hook)
     tokens = tokens.to(model.cfg.device)
@@ -415,7 +415,7 @@ def run_with_interventions(
 
     `grad=True` keeps the autograd graph (to optimise a vector added at a hook, as ROME does).
     """
-    check_tokens(tokens)
+    check_tokens(tokens, model)
     for hook in interventions:
         _check_hook(model, hook)
     if return_type not in RETURN_TYPES:

@@ -30,6 +30,11 @@ from tutorial_sae.exercises.ch7 import (
     check_random_walk,
     check_slerp,
 )
+from tutorial_sae.exercises.ch8 import (
+    check_corrupt_subject,
+    check_counterfact_scores,
+    check_rank_one_update,
+)
 from tutorial_sae.exercises.runner import CheckResult, set_time_limit
 
 __all__ = [
@@ -56,4 +61,7 @@ __all__ = [
     "check_isotropic_cosine",
     "check_random_walk",
     "check_slerp",
+    "check_corrupt_subject",
+    "check_counterfact_scores",
+    "check_rank_one_update",
 ]

@@ -1,0 +1,130 @@
+"""Chapter 8's checkers pass the reference, fail seeded wrong answers with a hint, never raise."""
+
+import pytest
+import torch
+
+from tutorial_sae.exercises.ch8 import (
+    check_corrupt_subject,
+    check_counterfact_scores,
+    check_rank_one_update,
+)
+
+
+def corrupt_ref(embed, noise, start, end):
+    out = embed.clone()
+    out[:, start:end] += noise
+    return out
+
+
+def rank_one_ref(W_out, b_out, C, k_star, v_star):
+    u = torch.linalg.solve(C, k_star)
+    return torch.outer(u, v_star - (k_star @ W_out + b_out)) / (u @ k_star)
+
+
+def scores_ref(logits, new_id, true_id, n_paraphrase):
+    wins = (logits[:, new_id] > logits[:, true_id]).float()
+    return torch.stack(
+        [wins[0], wins[1 : 1 + n_paraphrase].mean(), 1 - wins[1 + n_paraphrase :].mean()]
+    )
+
+
+def replaced(embed, noise, start, end):
+    out = embed.clone()
+    out[:, start:end] = noise
+    return out
+
+
+def not_inverted(logits, new_id, true_id, n_paraphrase):
+    wins = (logits[:, new_id] > logits[:, true_id]).float()
+    return torch.stack(
+        [wins[0], wins[1 : 1 + n_paraphrase].mean(), wins[1 + n_paraphrase :].mean()]
+    )
+
+
+CASES = {
+    "corrupt_subject": (
+        check_corrupt_subject,
+        corrupt_ref,
+        [
+            (lambda embed, noise, start, end: embed + noise.mean(1, keepdim=True), "only"),
+            (replaced, "adds the noise"),
+        ],
+    ),
+    "rank_one_update": (
+        check_rank_one_update,
+        rank_one_ref,
+        [
+            (
+                lambda W_out, b_out, C, k_star, v_star: rank_one_ref(
+                    W_out, 0 * b_out, C, k_star, v_star
+                ),
+                "b_out",
+            ),
+            (
+                lambda W_out, b_out, C, k_star, v_star: rank_one_ref(
+                    W_out, b_out, torch.eye(len(C)), k_star, v_star
+                ),
+                "C^-1 k*",
+            ),
+            (
+                lambda W_out, b_out, C, k_star, v_star: torch.outer(
+                    torch.linalg.solve(C, k_star), v_star - (k_star @ W_out + b_out)
+                ),
+                "divide by u . k*",
+            ),
+        ],
+    ),
+    "counterfact_scores": (
+        check_counterfact_scores,
+        scores_ref,
+        [
+            (not_inverted, "KEEPS"),
+            (
+                lambda logits, new_id, true_id, n_paraphrase: torch.stack(
+                    [
+                        (logits[0].argmax() == new_id).float(),
+                        (logits[1 : 1 + n_paraphrase].argmax(-1) == new_id).float().mean(),
+                        (logits[1 + n_paraphrase :].argmax(-1) == true_id).float().mean(),
+                    ]
+                ),
+                "top-1",
+            ),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_checker_passes_the_reference(name, capsys):
+    checker, reference, _ = CASES[name]
+    result = checker(reference)
+    assert result.passed, result.message
+    assert capsys.readouterr().out.strip() == result.message
+
+
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [(name, i) for name, (_, _, wrong) in CASES.items() for i in range(len(wrong))],
+)
+def test_checker_fails_a_wrong_implementation_with_its_hint(name, index):
+    checker, _, wrong = CASES[name]
+    fn, words = wrong[index]
+    result = checker(fn)
+    assert not result.passed
+    assert "Hint:" in result.message
+    assert words in result.message
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_checker_reports_not_implemented_and_crashes_without_raising(name):
+    checker, _, _ = CASES[name]
+
+    def stub(**kwargs):
+        raise NotImplementedError
+
+    def crashing(**kwargs):
+        return next(iter(kwargs.values())) @ torch.ones(999, 999)
+
+    assert "not implemented yet" in checker(stub).message
+    crashed = checker(crashing)
+    assert not crashed.passed and "RuntimeError" in crashed.message

@@ -1,0 +1,153 @@
+"""The fact model of chapter 8: a few-layer GELU HookedTransformer that knows the fact world.
+
+Built here, trained by `tutorial_sae.training.lm`, shipped in `assets/facts/` by
+`python -m tutorial_sae.build.fact_model`, loaded with `load_fact_model()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tutorial_sae.core.sae import SAE
+from tutorial_sae.data.facts import FactWorld, FactWorldConfig
+from tutorial_sae.paths import atomic_write_bytes, atomic_write_json, package_dir
+
+MODEL_FILES = ("model.safetensors", "config.json")
+
+
+def facts_dir() -> Path:
+    """The shipped fact model's folder."""
+    return package_dir() / "assets" / "facts"
+
+
+@dataclass(frozen=True)
+class FactModelConfig:
+    """Shape of the fact model (GELU MLPs, LayerNorm, learned absolute positions)."""
+
+    n_layers: int = 3
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    n_ctx: int = 24
+    local_window: int = 0  # > 0: layer 0 attends only to the last `local_window` tokens
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_mlp", "n_ctx"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model must be divisible by n_heads, got {self.d_model} and {self.n_heads}"
+            )
+
+
+@dataclass
+class FactModel:
+    """The model with the world it was trained on (world config, tokenizer, facts)."""
+
+    model: object
+    world: FactWorld
+    cfg: FactModelConfig
+    edit_layer: int | None = None  # the MLP ROME edits: chosen by causal tracing at build time
+
+
+def build_fact_model(cfg: FactModelConfig, d_vocab: int):
+    """A freshly initialised (seeded by `cfg.seed`) HookedTransformer on the CPU."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    local = {}
+    if cfg.local_window:
+        local = {
+            "attn_types": ["local"] + ["global"] * (cfg.n_layers - 1),
+            "window_size": cfg.local_window,
+            "use_local_attn": True,
+        }
+    tl_cfg = HookedTransformerConfig(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        d_head=cfg.d_model // cfg.n_heads,
+        n_heads=cfg.n_heads,
+        d_mlp=cfg.d_mlp,
+        d_vocab=d_vocab,
+        n_ctx=cfg.n_ctx,
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=cfg.seed,
+        device="cpu",
+        **local,
+    )
+    return HookedTransformer(tl_cfg)
+
+
+def save_fact_model(fm: FactModel, folder: Path, extra: dict | None = None) -> None:
+    """Weights as safetensors, world + model config (and `extra` metadata) as JSON."""
+    from safetensors.torch import save
+
+    state = {k: v.contiguous() for k, v in fm.model.state_dict().items() if "IGNORE" not in k}
+    state = {k: v for k, v in state.items() if not k.endswith(("hook_mask", ".mask"))}
+    atomic_write_bytes(folder / "model.safetensors", save(state), 0o644)
+    meta = {
+        "model": dataclasses.asdict(fm.cfg),
+        "world": dataclasses.asdict(fm.world.cfg),
+        "d_vocab": len(fm.world.tokenizer),
+        **(extra or {}),
+    }
+    atomic_write_json(folder / "config.json", meta, 0o644)
+
+
+def load_fact_model(folder: str | Path | None = None) -> FactModel:
+    """The shipped fact model (or one saved in `folder`), in eval mode on the CPU."""
+    from safetensors.torch import load_file
+
+    folder = facts_dir() if folder is None else Path(folder)
+    missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"expected {MODEL_FILES} in {folder}, missing {missing}: "
+            "run `python -m tutorial_sae.build.fact_model`"
+        )
+    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    world = FactWorld(FactWorldConfig(**meta["world"]))
+    cfg = FactModelConfig(**meta["model"])
+    if meta["d_vocab"] != len(world.tokenizer):
+        raise ValueError(
+            f"expected a vocabulary of {len(world.tokenizer)} words, the file says {meta['d_vocab']}"
+        )
+    model = build_fact_model(cfg, len(world.tokenizer))
+    result = model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+    # Only the attention masks (buffers rebuilt from the config) are left out of the file.
+    missing = [k for k in result.missing_keys if not k.endswith(("mask", "IGNORE"))]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"expected the weights of {cfg}, got missing {missing}, "
+            f"unexpected {result.unexpected_keys}"
+        )
+    model.eval()
+    return FactModel(model, world, cfg, meta.get("edit_layer"))
+
+
+def load_fact_sae(folder: str | Path | None = None) -> SAE:
+    """The SAE shipped with the fact model (on its edit layer's `mlp.hook_post`)."""
+    folder = (facts_dir() if folder is None else Path(folder)) / "sae"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"expected a saved SAE in {folder}: run the fact model build")
+    return SAE.load(folder)
+
+
+def fact_metadata(folder: str | Path | None = None) -> dict:
+    """The shipped config.json (model, world, edit layer, training record)."""
+    folder = facts_dir() if folder is None else Path(folder)
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+
+
+def torch_state_equal(a, b) -> bool:
+    """True when two models' state dicts are equal bit for bit."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
