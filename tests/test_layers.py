@@ -165,3 +165,16 @@ def test_every_name_the_package_exports_resolves():
         except (AttributeError, ImportError) as err:
             missing.append(f"{name}: {err}")
     assert not missing, missing
+
+
+def test_glue_returns_the_number_without_echoing_it():
+    from tutorial_sae.plots.glue import glue, glue_all
+
+    x = glue("x_test", 0.25)
+    n = glue("n_test", 7)
+    assert x == 0.25 and f"{x:.0%}" == "25%" and n + 1 == 8 and isinstance(n, int)
+    assert x._ipython_display_() is None
+    values = glue_all({"a": 1.5, "b": "skipped"}, prefix="t_")
+    assert dict(values) == {"t_a": 1.5} and values._ipython_display_() is None
+    with pytest.raises(ValueError, match="single number to glue"):
+        glue("bad", "3")

@@ -10,6 +10,25 @@ from __future__ import annotations
 import numbers
 
 
+class _Quiet:
+    # Returned by glue: the number itself, but a cell that ends with `ts.glue(...)` shows no
+    # stray output (the value is already on its way to the prose).
+    def _ipython_display_(self) -> None:
+        return None
+
+
+class GluedInt(_Quiet, int):
+    """An int that IPython does not echo as a cell's result."""
+
+
+class GluedFloat(_Quiet, float):
+    """A float that IPython does not echo as a cell's result."""
+
+
+class GluedValues(_Quiet, dict):
+    """The dict `glue_all` returns: its numbers by glue name, not echoed as a cell's result."""
+
+
 def _plain(value):
     """A Python int/float for a number (tensor, numpy scalar), so myst-nb can format it."""
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
@@ -22,7 +41,8 @@ def _plain(value):
 def glue(name: str, value, display: bool = False):
     """Store `value` under `name` for {glue:text}`name:<format>` in the chapter's markdown.
 
-    Returns the plain number, so `x = glue("x", compute())` keeps one line per number.
+    Returns the number (as GluedInt/GluedFloat, which IPython does not echo), so
+    `x = glue("x", compute())` keeps one line per number.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"expected a glue name made of letters, digits and _, got {name!r}")
@@ -30,14 +50,15 @@ def glue(name: str, value, display: bool = False):
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
-        return value
-    myst_glue(name, value, display=display)
-    return value
+        pass
+    else:
+        myst_glue(name, value, display=display)
+    return GluedInt(value) if isinstance(value, int) else GluedFloat(value)
 
 
 def glue_all(values: dict, prefix: str = "") -> dict:
     """`glue` every number of `values` as prefix + key (non-numbers are skipped); returns them."""
-    glued = {}
+    glued = GluedValues()
     for key, value in values.items():
         if isinstance(value, bool) or not (
             isinstance(value, numbers.Number) or getattr(value, "ndim", None) == 0
