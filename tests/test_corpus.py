@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tutorial_sae.data import corpus_build
-from tutorial_sae.data import corpus
+from tutorial_sae.data import corpus, corpus_build
 from tutorial_sae.data import sources as cs
 from tutorial_sae.plots.appendix import provenance_markdown
 

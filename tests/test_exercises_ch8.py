@@ -1,7 +1,7 @@
 """Chapter 8's checkers pass the reference, fail seeded wrong answers with a hint, never raise."""
 
-import pytest
 import torch
+from checker_contract import checker_contract_tests
 
 from tutorial_sae.exercises.ch8 import (
     check_corrupt_subject,
@@ -94,37 +94,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_checker_passes_the_reference(name, capsys):
-    checker, reference, _ = CASES[name]
-    result = checker(reference)
-    assert result.passed, result.message
-    assert capsys.readouterr().out.strip() == result.message
-
-
-@pytest.mark.parametrize(
-    ("name", "index"),
-    [(name, i) for name, (_, _, wrong) in CASES.items() for i in range(len(wrong))],
-)
-def test_checker_fails_a_wrong_implementation_with_its_hint(name, index):
-    checker, _, wrong = CASES[name]
-    fn, words = wrong[index]
-    result = checker(fn)
-    assert not result.passed
-    assert "Hint:" in result.message
-    assert words in result.message
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_checker_reports_not_implemented_and_crashes_without_raising(name):
-    checker, _, _ = CASES[name]
-
-    def stub(**kwargs):
-        raise NotImplementedError
-
-    def crashing(**kwargs):
-        return next(iter(kwargs.values())) @ torch.ones(999, 999)
-
-    assert "not implemented yet" in checker(stub).message
-    crashed = checker(crashing)
-    assert not crashed.passed and "RuntimeError" in crashed.message
+(
+    test_checker_passes_the_reference,
+    test_checker_fails_a_wrong_implementation_with_its_hint,
+    test_checker_reports_not_implemented_and_crashes_without_raising,
+) = checker_contract_tests(CASES)
