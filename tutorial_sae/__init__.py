@@ -230,7 +230,6 @@ _EXPORTS = {
         "interpolate",
         "isotropic_cosine",
         "lerp",
-        "merge_studies",
         "nearest_distance",
         "pca_2d",
         "predict_along",

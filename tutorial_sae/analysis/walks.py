@@ -370,25 +370,6 @@ def pca_2d(bank: Float[Tensor, "n d"]) -> tuple[Tensor, Tensor]:
     return mean, vectors[:, [-1, -2]].T
 
 
-def merge_studies(a: WalkStudy, b: WalkStudy) -> WalkStudy:
-    """One study with both studies' kinds, at the step sizes they share (same starts and data)."""
-    sizes = tuple(s for s in a.step_sizes if s in b.step_sizes)
-    if not sizes or a.n_steps != b.n_steps or not torch.equal(a.start_norms, b.start_norms):
-        raise ValueError("expected two studies of the same starts and length sharing a step size")
-    both = {**a.metrics, **b.metrics}
-    paths = {**a.paths, **b.paths}
-    return WalkStudy(
-        a.kinds + tuple(k for k in b.kinds if k not in a.kinds),
-        sizes,
-        a.n_steps,
-        a.n_seeds,
-        a.start_norms,
-        a.radius,
-        {k: {s: m[s] for s in sizes} for k, m in both.items()},
-        {k: {s: p[s] for s in sizes} for k, p in paths.items()},
-    )
-
-
 def prompt_point(model, text: str) -> tuple[Int[Tensor, " pos"], Float[Tensor, " d_mlp"]]:
     """A prompt's tokens (BOS first) and the activation at its last token."""
     from tutorial_sae.data.activations import run_to_hook
