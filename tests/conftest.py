@@ -1,5 +1,10 @@
 """Fixtures shared by several test modules."""
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -32,3 +37,113 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+# Every notebook in the book runs once per test session (FAST=True, papermill): the chapter
+# tests read its outputs and the book test builds the site from the same executed copies, so
+# no chapter executes twice. `make book` still executes every chapter at its defaults.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ExecutedNotebooks:
+    """notebook path -> its executed copy (FAST=True), run on first request and kept."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self._done: dict[Path, Path | BaseException] = {}
+
+    def __call__(self, notebook: Path) -> Path:
+        notebook = notebook.resolve()
+        if notebook not in self._done:
+            self._done[notebook] = self._run(notebook)
+        result = self._done[notebook]
+        if isinstance(result, BaseException):
+            raise AssertionError(f"{notebook.name} failed to execute (FAST=True)") from result
+        return result
+
+    def _run(self, notebook: Path) -> Path | BaseException:
+        import papermill
+
+        before = sorted(p.name for p in notebook.parent.iterdir())
+        out = self.out_dir / notebook.name
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(out),
+                parameters={"FAST": True},
+                kernel_name="python3",
+                cwd=str(notebook.parent),
+                progress_bar=False,
+                execution_timeout=600,
+            )
+        except Exception as error:  # kept, so every test that needs it reports the same failure
+            return error
+        after = sorted(p.name for p in notebook.parent.iterdir())
+        if after != before:
+            return AssertionError(f"{notebook.name} wrote files into {notebook.parent}")
+        return out
+
+
+@pytest.fixture(scope="session")
+def executed_fast(tmp_path_factory) -> ExecutedNotebooks:
+    return ExecutedNotebooks(tmp_path_factory.mktemp("executed"))
+
+
+def toc_pages() -> list[str]:
+    """Every page of _toc.yml (paths without suffix), in reading order."""
+    import yaml
+
+    def files(entry) -> list[str]:
+        if not isinstance(entry, dict):
+            return []
+        found = [entry["file"]] if "file" in entry else []
+        for value in entry.values():
+            if isinstance(value, list):
+                found += [f for item in value for f in files(item)]
+        return found
+
+    return files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+
+
+def _source_files() -> list[str]:
+    """The files a fresh clone has: tracked plus untracked-but-not-ignored."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory, executed_fast) -> Path:
+    """The whole book built with -W from the session's executed notebooks; its html folder."""
+    import nbformat
+    import yaml
+
+    src = tmp_path_factory.mktemp("book_src")
+    for name in _source_files():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, src / name)
+    if (ROOT / ".cache").is_dir():  # the vendored MathJax, when `make book` fetched it
+        (src / ".cache").symlink_to(ROOT / ".cache")
+    for page in toc_pages():
+        if (ROOT / f"{page}.ipynb").is_file():
+            nb = nbformat.read(executed_fast(ROOT / f"{page}.ipynb"), as_version=4)
+            nb.cells = [
+                c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])
+            ]
+            nbformat.write(nb, src / f"{page}.ipynb")
+    config = yaml.safe_load((src / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    done = subprocess.run(
+        [str(jupyter_book), "build", str(src), "-W", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return src / "_build" / "html"

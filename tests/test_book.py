@@ -1,11 +1,11 @@
 """The whole book builds with warnings as errors, and the pages hold maths, figures and checks.
 
-Slow (it executes every chapter): marked `book` so it can be selected or skipped with -m.
+Slow (it builds the site from every executed chapter): marked `book` so it can be selected or
+skipped with -m. The chapters run once per session (FAST, the `executed_fast` fixture); the
+build reads their outputs instead of executing them again.
 """
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,17 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    done = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return out / "_build" / "html"
+def html(built_book):
+    """The site built from the session's executed chapters (tests/conftest.py)."""
+    return built_book
 
 
 def _pages():

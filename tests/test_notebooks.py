@@ -7,7 +7,6 @@ by the mock the generator puts on their parameters cell.
 from pathlib import Path
 
 import nbformat
-import papermill
 import pytest
 import yaml
 
@@ -35,40 +34,28 @@ def test_toc_lists_the_first_two_chapters():
     assert [p.name for p in toc_notebooks()][:2] == ["01_math.ipynb", "02_loss.ipynb"]
 
 
-def run_fast(notebook: Path, tmp_path: Path) -> str:
-    """Execute `notebook` with FAST=True into tmp_path; return everything it printed."""
-    before = sorted(p.name for p in notebook.parent.iterdir())
-    out = tmp_path / notebook.name
-    papermill.execute_notebook(
-        str(notebook),
-        str(out),
-        parameters={"FAST": True},
-        kernel_name="python3",
-        cwd=str(notebook.parent),
-        progress_bar=False,
-        execution_timeout=600,
-    )
-    assert sorted(p.name for p in notebook.parent.iterdir()) == before, "files written to book/"
+def printed(executed: Path) -> str:
+    """Everything an executed notebook printed."""
     return "".join(
         o.get("text", "")
-        for c in nbformat.read(out, as_version=4).cells
+        for c in nbformat.read(executed, as_version=4).cells
         if c.cell_type == "code"
         for o in c.outputs
     )
 
 
 @pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
-def test_chapter_runs_fast_and_its_checks_pass(notebook, tmp_path):
-    printed = run_fast(notebook, tmp_path)
-    assert "✗" not in printed
-    assert printed.count("✓") >= 3
+def test_chapter_runs_fast_and_its_checks_pass(notebook, executed_fast):
+    shown = printed(executed_fast(notebook))
+    assert "✗" not in shown
+    assert shown.count("✓") >= 3
 
 
-def test_appendix_runs_and_shows_every_table(tmp_path):
-    run_fast(ROOT / "book" / "appendix_data.ipynb", tmp_path)
+def test_appendix_runs_and_shows_every_table(executed_fast):
+    executed = executed_fast(ROOT / "book" / "appendix_data.ipynb")
     shown = "".join(
         o.get("data", {}).get("text/markdown", "")
-        for c in nbformat.read(tmp_path / "appendix_data.ipynb", as_version=4).cells
+        for c in nbformat.read(executed, as_version=4).cells
         if c.cell_type == "code"
         for o in c.outputs
     )
