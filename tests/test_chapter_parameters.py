@@ -4,7 +4,7 @@ import ast
 import json
 from pathlib import Path
 
-from tutorial_sae.training.presets import BASE
+from tutorial_sae.training.presets import BASE, preset_for
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -26,9 +26,12 @@ def test_chapter_3_trains_with_the_base_preset():
     assert p["SEED"] == BASE.seed == BASE.sae.seed
     assert p["N_STEPS"] == BASE.n_steps
     assert p["BATCH_SIZE"] == BASE.batch_size
-    assert p["L1_COEFF"] == BASE.sae.l1_coeff
     assert p["DEAD_WINDOW"] == BASE.dead_window
-    assert p["EXPANSION"] * BASE.sae.d_in == BASE.sae.d_sae
+    # l1_coeff and the expansion come from the loaded model's preset unless the reader sets them.
+    assert p["L1_COEFF"] == p["EXPANSION"] == "preset"
+    mini = preset_for("mini")
+    assert mini.l1_coeff == BASE.sae.l1_coeff
+    assert mini.expansion * BASE.sae.d_in == BASE.sae.d_sae
 
 
 def test_every_chapter_parameter_cell_holds_only_scalars():

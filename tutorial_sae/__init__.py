@@ -86,7 +86,16 @@ _EXPORTS = {
         "train_sae_on",
     ),
     "tutorial_sae.training.resample": ("resample_dead_features", "update_dead_counters"),
-    "tutorial_sae.training.presets": ("BASE", "DEAD_BASE", "MINI_SAES", "RUN1", "sized_for"),
+    "tutorial_sae.training.presets": (
+        "BASE",
+        "DEAD_BASE",
+        "MINI_SAES",
+        "RUN1",
+        "ModelPreset",
+        "model_name_of",
+        "preset_for",
+        "sized_for",
+    ),
     "tutorial_sae.analysis.evaluation": ("SAEMetrics", "evaluate_sae"),
     "tutorial_sae.analysis.interventions": (
         "LatentEdit",
@@ -332,6 +341,7 @@ _EXPORTS = {
         "shared_feature",
     ),
     "tutorial_sae.models.saelens": ("SAELensSAE", "export_saelens", "import_saelens"),
+    "tutorial_sae.plots.provenance": ("label_figure", "label_text", "provenance"),
     "tutorial_sae.utils": ("get_device", "set_seed"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

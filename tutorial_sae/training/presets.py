@@ -1,8 +1,8 @@
-"""Named training configurations: the shipped mini SAEs (RUN1, x4, x2) and chapter 3's runs."""
+"""Named training configurations: the mini SAEs, chapter 3's runs, per-model presets (chapters 3-7)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from tutorial_sae.core.sae import SAEConfig
 from tutorial_sae.training.trainer import TrainConfig
@@ -75,3 +75,111 @@ def sized_for(
         seed=changes.get("seed", base.sae.seed),
     )
     return replace(base, sae=sae, **changes)
+
+
+# Per-model settings the chapters read from the loaded model instead of typing mini's numbers.
+PRESET_KEYWORD = "preset"  # a chapter parameter left at this value takes the model's preset
+GELU_1L_D_MLP = 2048
+# Neel Nanda's run1 on gelu-1l (his 25_cfg.json, DESIGN.md): l1_coeff 3e-4 on an L1 term summed
+# over a batch of 4096 tokens; ours is the batch mean, so 3e-4 * 4096 = 1.2288 (the conversion of
+# `models.loading.sae_from_nanda`). His dict_mult is 8; chapter 3's short runs use half of run1's
+# expansion on both models (4x: 8,192 features on gelu-1l), as BASE does on mini.
+NANDA_RUN1_L1_COEFF = 3e-4
+NANDA_RUN1_BATCH_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """The settings chapters 3-7 use for one model: its hook width and chapter 3's tuned run."""
+
+    model: str  # the book's name: "mini" or "gelu-1l"
+    d_mlp: int  # width of blocks.0.mlp.hook_post
+    expansion: int  # chapter 3's runs: d_sae = expansion x d_mlp
+    l1_coeff: float  # chapter 3's runs, in this package's units (L1 term averaged over the batch)
+    pretrained_sae: str  # the book's pretrained SAE for this model (load_sae name)
+    source: str  # where expansion and l1_coeff come from
+
+    def value(self, name: str, chosen):
+        """`chosen` (a chapter parameter), or this preset's `name` when it is "preset"."""
+        if name not in ("expansion", "l1_coeff"):
+            raise ValueError(f"expected a preset setting 'expansion' or 'l1_coeff', got {name!r}")
+        if isinstance(chosen, str):
+            if chosen != PRESET_KEYWORD:
+                raise ValueError(
+                    f"expected a number or {PRESET_KEYWORD!r} for {name}, got {chosen!r}"
+                )
+            return getattr(self, name)
+        kind = int if name == "expansion" else (int, float)
+        if isinstance(chosen, bool) or not isinstance(chosen, kind) or not chosen > 0:
+            raise ValueError(f"expected a positive {name} or {PRESET_KEYWORD!r}, got {chosen!r}")
+        return chosen
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "mini": ModelPreset(
+        model="mini",
+        d_mlp=MINI_D_MLP,
+        expansion=BASE.sae.d_sae // BASE.sae.d_in,
+        l1_coeff=BASE.sae.l1_coeff,
+        pretrained_sae="mini/run1",
+        source="mini/run1's l1_coeff (RUN1, tuned by the l1 sweep); half its 8x expansion",
+    ),
+    "gelu-1l": ModelPreset(
+        model="gelu-1l",
+        d_mlp=GELU_1L_D_MLP,
+        expansion=4,
+        l1_coeff=NANDA_RUN1_L1_COEFF * NANDA_RUN1_BATCH_SIZE,
+        pretrained_sae="gelu-1l/run1",
+        source="Nanda's run1 l1_coeff 3e-4 x batch 4096 (his units -> ours); half his dict_mult 8",
+    ),
+}
+# TransformerLens names a loaded model after its official repo: cfg.model_name is
+# "GELU_1L512W_C4_Code" for gelu-1l; the mini model's config says "mini".
+MODEL_ALIASES = {
+    "mini": "mini",
+    "gelu-1l": "gelu-1l",
+    "GELU_1L512W_C4_Code": "gelu-1l",
+    "NeelNanda/GELU_1L512W_C4_Code": "gelu-1l",
+}
+
+
+def model_name_of(model_or_name) -> str:
+    """The book's name ("mini" or "gelu-1l") of a loaded model, a model name or an SAE name.
+
+    A model is named by its `cfg.model_name`; "auto" is resolved as `load_model` resolves it;
+    "mini/run1" or "gelu-1l/run2" name the model the SAE belongs to.
+    """
+    if isinstance(model_or_name, str):
+        name = model_or_name
+        if name == "auto":
+            from tutorial_sae.models.loading import resolve_auto
+
+            name = resolve_auto().model
+        name = name.split("/")[0] if name.split("/")[0] in PRESETS else name
+    else:
+        cfg = getattr(model_or_name, "cfg", None)
+        name = getattr(cfg, "model_name", None)
+        if not isinstance(name, str):
+            raise TypeError(
+                "expected a model name or a loaded model with cfg.model_name, "
+                f"got {type(model_or_name).__name__}"
+            )
+    if name not in MODEL_ALIASES:
+        raise ValueError(f"expected a model named one of {sorted(MODEL_ALIASES)}, got {name!r}")
+    return MODEL_ALIASES[name]
+
+
+def preset_for(model_or_name) -> ModelPreset:
+    """The settings chapters use for a loaded model (or a model / SAE name, or "auto").
+
+    A loaded model must have the hook width its preset expects: a mismatch raises, so a chapter
+    never trains or labels with another model's numbers.
+    """
+    preset = PRESETS[model_name_of(model_or_name)]
+    if not isinstance(model_or_name, str):
+        d_mlp = getattr(model_or_name.cfg, "d_mlp", None)
+        if d_mlp != preset.d_mlp:
+            raise ValueError(
+                f"expected {preset.model} with d_mlp {preset.d_mlp} (its preset), got d_mlp {d_mlp}"
+            )
+    return preset
