@@ -152,6 +152,7 @@ _EXPORTS = {
     ),
     "tutorial_sae.errors": (
         "ERRORS",
+        "HubGaveUpError",
         "HubUnavailableError",
         "NonFiniteLossError",
         "errors_markdown",

@@ -12,6 +12,10 @@ class HubUnavailableError(OSError):
     """A hub file is neither reachable nor in the local cache."""
 
 
+class HubGaveUpError(HubUnavailableError):
+    """The hub failed repeatedly during one load, so the package stopped the clients' retries."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training stopped because the loss became NaN or infinite."""
 
@@ -33,6 +37,12 @@ ERRORS = (
         "HubUnavailableError (an OSError)",
         "a model, SAE or dataset must come from the Hugging Face hub and it cannot be reached",
         'use MODEL = "mini" (offline), or "auto" to fall back to it by itself',
+    ),
+    (
+        "HubGaveUpError (a HubUnavailableError)",
+        "the hub answered but failed twice during one load (errors, a dropped or corrupt "
+        "download); nothing half-written is kept in the cache",
+        'try again later, or use MODEL = "mini"; "auto" falls back to mini by itself',
     ),
     (
         "NonFiniteLossError (a FloatingPointError)",

@@ -18,10 +18,19 @@ from jaxtyping import Int
 from torch import Tensor
 
 from tutorial_sae.data import corpus
-from tutorial_sae.data.hub import HubUnavailableError, use_network
+from tutorial_sae.data.hub import (
+    HubUnavailableError,
+    bounded_hub,
+    discard_bad_downloads,
+    download_hub_file,
+    hub_cache_dir,
+    one_line,
+    use_network,
+)
 from tutorial_sae.paths import atomic_write_bytes, cache_root
 
 C4_CODE = "NeelNanda/c4-code-20k"
+GELU_1L_TOKENIZER_REPO = "NeelNanda/gpt-neox-tokenizer-digits"
 # The dataset ships one split; its last rows are held out as "eval" (no overlap with "train").
 C4_CODE_EVAL_ROWS = 1000
 SPLITS = ("train", "eval")
@@ -29,6 +38,52 @@ SPLITS = ("train", "eval")
 # and code dominate gelu-1l's data too; zh and ar get enough to be recognised (chapter 5), ar
 # less because its corpus is small.
 MIXTURE = (("en", 0.3), ("code", 0.3), ("zh", 0.25), ("ar", 0.15))
+
+
+def _special_token(value):
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def gelu_1l_tokenizer():
+    """gelu-1l's tokenizer, built from its repo's tokenizer.json exactly as saved.
+
+    transformers 5 rebuilds a `GPTNeoXTokenizer` from vocabulary and merges with a plain
+    byte-level pre-tokenizer, dropping tokenizer.json's digit split ("12345" becomes "12", "34",
+    "5" instead of five digits), which is not how gelu-1l was trained; the tokenizers library
+    reads the whole pipeline. Special tokens come from tokenizer_config.json.
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    repo = GELU_1L_TOKENIZER_REPO
+    try:
+        path = download_hub_file(repo, "tokenizer.json")
+        try:
+            raw = Tokenizer.from_file(str(path))
+            config = json.loads(download_hub_file(repo, "tokenizer_config.json").read_text())
+        except Exception as err:  # tokenizers raises a bare Exception on a bad file
+            raise ValueError(f"expected a valid tokenizer.json and config, got: {err}") from err
+    except ValueError as err:  # a corrupt download: removed, so the next try fetches it again
+        discard_bad_downloads(repo, cache_dir=hub_cache_dir())
+        error = HubUnavailableError(f"{repo} could not be loaded from the hub: {one_line(err)}")
+        error.why = f"{repo}: {one_line(err)}"
+        raise error from err
+    special = {
+        key: _special_token(config.get(key)) or "<|endoftext|>"
+        for key in ("bos_token", "eos_token", "unk_token")
+    }
+    if config.get("pad_token"):
+        special["pad_token"] = _special_token(config["pad_token"])
+    missing = [tok for tok in special.values() if raw.token_to_id(tok) is None]
+    if missing:
+        raise ValueError(f"expected special tokens {missing} in {repo}'s vocabulary")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        name_or_path=repo,
+        add_bos_token=True,
+        model_max_length=int(config.get("model_max_length") or 1024),
+        **special,
+    )
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -105,15 +160,21 @@ def c4_code_rows(split: str, n_rows: int) -> range:
 def _c4_code_stream(tokenizer, split: str) -> np.ndarray:
     def make() -> np.ndarray:
         import datasets
+        from datasets.exceptions import DatasetsError
+        from huggingface_hub.utils import httpx
 
         _, why = use_network()
         try:
-            data = datasets.load_dataset(C4_CODE, split="train")
-        except (OSError, ValueError) as err:
-            raise HubUnavailableError(
-                f"could not load {C4_CODE} ({why}; {type(err).__name__}: {err}); it needs the "
-                "network once, then lives in the datasets cache; offline, use the mini model"
-            ) from err
+            with bounded_hub(C4_CODE):
+                data = datasets.load_dataset(C4_CODE, split="train")
+        except (OSError, ValueError, RuntimeError, httpx.HTTPError, DatasetsError) as err:
+            discard_bad_downloads(C4_CODE, "dataset", hub_cache_dir())
+            error = HubUnavailableError(
+                f"could not load {C4_CODE} ({why}; {one_line(err)}); it needs the network "
+                "once, then lives in the datasets cache; offline, use the mini model"
+            )
+            error.why = f"{C4_CODE}: {one_line(err)}"
+            raise error from err
         rows = c4_code_rows(split, len(data))
         return stream_of(tokenizer, data.select(rows)["text"])
 

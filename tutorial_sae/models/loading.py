@@ -19,13 +19,18 @@ from torch import Tensor
 
 from tutorial_sae.core.sae import SAE, SAEConfig
 from tutorial_sae.data.hub import (
+    GELU_1L_REPO,
     PROBE_TIMEOUT_S,
     HubUnavailableError,
+    bounded_hub,
+    discard_bad_downloads,
     download_hub_file,
     go_offline,
+    hub_cache_dir,
+    one_line,
     use_network,
 )
-from tutorial_sae.data.tokens import tokens_for
+from tutorial_sae.data.tokens import GELU_1L_TOKENIZER_REPO, gelu_1l_tokenizer, tokens_for
 from tutorial_sae.paths import mini_sae_dir
 from tutorial_sae.utils import get_device
 
@@ -34,6 +39,17 @@ HUB_SAE_REPO = "NeelNanda/sparse_autoencoder"
 # run1 and run2 are the final checkpoints (versions 25 and 47) of Nanda's two training runs.
 HUB_SAE_VERSIONS = {"gelu-1l/run1": 25, "gelu-1l/run2": 47}
 HUB_SAE_KEYS = ("W_enc", "W_dec", "b_enc", "b_dec")
+# What a failed hub load can raise besides OSError: a corrupt file (torch, JSON), a listing
+# without the expected file (IndexError in TransformerLens), a config missing a field.
+_LOAD_ERRORS = (
+    OSError,
+    ValueError,
+    RuntimeError,
+    EOFError,
+    KeyError,
+    IndexError,
+    pickle.PickleError,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,18 @@ class AutoChoice:
 
 
 _auto_choice: AutoChoice | None = None
+# True once "auto" has handed out a gelu-1l object: a later failure cannot fall back to mini
+# without mixing the two models.
+_auto_gave_gelu = False
+_announced: AutoChoice | None = None
+
+
+def _announce(choice: AutoChoice) -> None:
+    """Print what "auto" means, once per decision (load_model, load_sae and load_tokens share it)."""
+    global _announced
+    if choice is not _announced:
+        print(choice)
+        _announced = choice
 
 
 def resolve_auto(refresh: bool = False, timeout: float = PROBE_TIMEOUT_S) -> AutoChoice:
@@ -69,21 +97,65 @@ def _check_name(name: str, valid: tuple[str, ...], what: str) -> None:
         raise ValueError(f"expected {what} name in {list(valid)}, got {name!r}")
 
 
+def _hub_error(what: str, err: BaseException) -> HubUnavailableError:
+    """HubUnavailableError naming the repo and the cause in one line; `.why` holds the cause."""
+    why = one_line(err)
+    error = HubUnavailableError(f"{what} could not be loaded from the hub: {why}")
+    error.why = why
+    return error
+
+
+def _check_gelu_1l_weights() -> None:
+    """TransformerLens unpickles gelu-1l's weights with weights_only=False: read them first with
+    weights_only=True, so a file holding code never runs (and a corrupt one is named)."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    files = HfApi().list_repo_files(GELU_1L_REPO)  # a new HfApi reads HF_ENDPOINT now
+    names = [name for name in files if name.endswith("final.pth")]  # as TransformerLens picks
+    if not names:
+        raise ValueError(f"expected a *final.pth file in {GELU_1L_REPO}, got {files}")
+    _read_hub_weights(Path(hf_hub_download(GELU_1L_REPO, names[0], cache_dir=hub_cache_dir())))
+
+
 def _load_gelu_1l(device: torch.device):
+    from huggingface_hub.utils import httpx
     from transformer_lens import HookedTransformer
 
     online, why = use_network()
     if not online:
         # TransformerLens lists the repo's files before reading its cache, so gelu-1l cannot load
         # offline even when its weights are cached.
-        raise HubUnavailableError(f"gelu-1l needs the hub ({why}); use load_model('mini') offline")
-    try:
-        return HookedTransformer.from_pretrained("gelu-1l", device=str(device))
-    except OSError as err:
         raise HubUnavailableError(
-            f"gelu-1l could not be loaded from the hub ({type(err).__name__}: {err}); "
-            "it needs a network connection; use load_model('mini') offline"
+            f"{GELU_1L_REPO} (gelu-1l) needs the hub ({why}); use load_model('mini') offline"
+        )
+    cache = {"cache_dir": hub_cache_dir()} if hub_cache_dir() else {}
+    try:
+        tokenizer = gelu_1l_tokenizer()
+        with bounded_hub(GELU_1L_REPO):  # TransformerLens' requests: config, listing, weights
+            _check_gelu_1l_weights()
+            return HookedTransformer.from_pretrained(
+                "gelu-1l", device=str(device), tokenizer=tokenizer, **cache
+            )
+    except (*_LOAD_ERRORS, httpx.HTTPError) as err:
+        for repo in (GELU_1L_REPO, GELU_1L_TOKENIZER_REPO):
+            discard_bad_downloads(repo, cache_dir=hub_cache_dir())
+        error = _hub_error(f"{GELU_1L_REPO} (gelu-1l)", err)
+        error.args = (f"{error.args[0]}; offline, use load_model('mini')",)
+        raise error from err
+
+
+def _fall_back(what: str, err: HubUnavailableError) -> AutoChoice:
+    """Make "auto" mean mini from now on, because `what` failed; refuse if gelu-1l is in use."""
+    global _auto_choice
+    why = getattr(err, "why", str(err))
+    if _auto_gave_gelu:
+        raise HubUnavailableError(
+            f"auto chose gelu-1l and handed out gelu-1l objects, then {what} failed ({why}); "
+            "restart with MODEL = 'mini'"
         ) from err
+    go_offline()
+    _auto_choice = AutoChoice("mini", f"{what} failed to load: {why}")
+    return _auto_choice
 
 
 def load_model(name: str = "auto", device: str | torch.device | None = None):
@@ -92,7 +164,7 @@ def load_model(name: str = "auto", device: str | torch.device | None = None):
     "auto" prints one line saying which model it chose and why (`resolve_auto`); it decides in
     at most a few seconds and never hangs without a network.
     """
-    global _auto_choice
+    global _auto_gave_gelu
     _check_name(name, MODEL_NAMES, "model")
     device = get_device() if device is None else torch.device(device)
     if name == "mini":
@@ -106,12 +178,12 @@ def load_model(name: str = "auto", device: str | torch.device | None = None):
         try:
             model = _load_gelu_1l(device)
         except HubUnavailableError as err:
-            go_offline()
-            _auto_choice = choice = AutoChoice("mini", f"gelu-1l failed to load: {err}")
+            choice = _fall_back("gelu-1l", err)
         else:
-            print(choice)
+            _announce(choice)
+            _auto_gave_gelu = True
             return model
-    print(choice)
+    _announce(choice)
     return load_model("mini", device)
 
 
@@ -146,8 +218,10 @@ def _read_hub_weights(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        detail = str(err).split("WeightsUnpickler error:")[-1].strip() or str(err)
         raise ValueError(
-            f"{path} holds more than tensors; torch.load(weights_only=True) refused it: {err}"
+            f"{path} is corrupt or holds more than tensors; torch.load(weights_only=True) "
+            f"refused it: {detail.splitlines()[0]}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise ValueError(f"expected a torch weights file at {path}, got: {err}") from err
@@ -217,18 +291,44 @@ def load_sae(name: str = "auto", device: str | torch.device | None = None) -> SA
 
     "auto" pairs with `load_model("auto")`: gelu-1l/run1 when that chose gelu-1l, else mini/run1.
     """
+    global _auto_gave_gelu
     valid = sae_names()
     _check_name(name, valid, "SAE")
     device = get_device() if device is None else torch.device(device)
     if name == "auto":
-        name = "gelu-1l/run1" if resolve_auto().model == "gelu-1l" else "mini/run1"
+        if resolve_auto().model == "gelu-1l":
+            try:
+                sae = _load_hub_sae("gelu-1l/run1", device)
+            except (HubUnavailableError, ValueError) as err:
+                _fall_back("gelu-1l/run1", _as_hub_error(err))
+            else:
+                _announce(resolve_auto())
+                _auto_gave_gelu = True
+                return sae
+        _announce(resolve_auto())
+        name = "mini/run1"
         _check_name(name, valid, "SAE")
     if name.startswith("mini/"):
         return SAE.load(mini_sae_dir() / name.removeprefix("mini/"), device=device)
+    return _load_hub_sae(name, device)
+
+
+def _as_hub_error(err: Exception) -> HubUnavailableError:
+    if isinstance(err, HubUnavailableError):
+        return err
+    return _hub_error(HUB_SAE_REPO, err)
+
+
+def _load_hub_sae(name: str, device: torch.device) -> SAE:
+    """Nanda's run (`HUB_SAE_VERSIONS`); a file that cannot be read is removed from the cache."""
     version = HUB_SAE_VERSIONS[name]
-    cfg_path = download_hub_file(HUB_SAE_REPO, f"{version}_cfg.json")
-    cfg = _read_hub_cfg(cfg_path)
-    state = _read_hub_weights(download_hub_file(HUB_SAE_REPO, f"{version}.pt"))
+    try:
+        cfg_path = download_hub_file(HUB_SAE_REPO, f"{version}_cfg.json")
+        cfg = _read_hub_cfg(cfg_path)
+        state = _read_hub_weights(download_hub_file(HUB_SAE_REPO, f"{version}.pt"))
+    except ValueError:
+        discard_bad_downloads(HUB_SAE_REPO, cache_dir=hub_cache_dir())
+        raise
     try:
         return sae_from_nanda(state, cfg).to(device)
     except ValueError as err:
@@ -251,8 +351,22 @@ def load_tokens(
     model's `tokenizer` to skip loading the model just for it.
     """
     _check_name(model_name, MODEL_NAMES, "model")
+    if model_name == "auto" and resolve_auto().model == "gelu-1l":
+        try:
+            if tokenizer is None:
+                tokenizer = gelu_1l_tokenizer()
+            rows = tokens_for("gelu-1l", tokenizer, split, n_tokens, seq_len, lang, seed)
+            _announce(resolve_auto())
+            return rows
+        except HubUnavailableError as err:
+            if tokenizer is not None and tokenizer.name_or_path == GELU_1L_TOKENIZER_REPO:
+                tokenizer = None  # mini's rows need mini's tokenizer
+            _fall_back("gelu-1l data", err)
     if model_name == "auto":
+        _announce(resolve_auto())
         model_name = resolve_auto().model
-    if tokenizer is None:
+    if tokenizer is None and model_name == "gelu-1l":
+        tokenizer = gelu_1l_tokenizer()
+    elif tokenizer is None:
         tokenizer = load_model(model_name, device="cpu").tokenizer
     return tokens_for(model_name, tokenizer, split, n_tokens, seq_len, lang, seed)
