@@ -78,3 +78,12 @@ def test_the_fact_model_recalls_at_an_early_mlp_on_the_last_subject_token():
     assert layer < model.cfg.n_layers - 1
     assert mlp[layer, 1] >= 0.3 * avg.total_effect
     assert mlp[layer, 1] > mlp[:, 4].max()
+
+
+def test_a_large_vocabulary_is_traced_in_chunks_with_the_same_result(model, monkeypatch):
+    whole = tracing.trace_fact(model, TOKENS, (1, 3), 4, 1.0, 4, seed=2)
+    monkeypatch.setattr(tracing, "LOGITS_BUDGET", 4 * 6 * 30 * 3)  # 3 sites per forward pass
+    chunked = tracing.trace_fact(model, TOKENS, (1, 3), 4, 1.0, 4, seed=2)
+    for kind in tracing.KINDS:
+        torch.testing.assert_close(chunked.restored[kind], whole.restored[kind])
+    assert chunked.p_corrupt == whole.p_corrupt

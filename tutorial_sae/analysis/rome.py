@@ -49,6 +49,10 @@ class RomeConfig:
     ridge: float = 1e-4
 
 
+# The paper's own values for GPT-2 (KL 0.0625 on "{subject} is a"): chapter 8's online path.
+ROME_PAPER = RomeConfig(kl_factor=0.0625)
+
+
 @dataclass
 class RomeEdit:
     """A weight edit of one layer's W_out: delta [d_mlp, d_model], with what made it."""
@@ -226,6 +230,11 @@ def finetune_edit(
         for p in others:
             p.requires_grad_(True)
     return RomeEdit(layer, delta, losses=losses, seconds=time.perf_counter() - start)
+
+
+def edited_logits_fn(model, edit: RomeEdit):
+    """tokens -> logits of the model with `edit` applied (the weights are restored after each call)."""
+    return _weight_logits_fn(model, edit)
 
 
 def _weight_logits_fn(model, edit: RomeEdit):

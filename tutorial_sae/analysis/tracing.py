@@ -24,6 +24,8 @@ from tutorial_sae.analysis.interventions import (
 
 KINDS = {"resid": "hook_resid_post", "mlp": "hook_mlp_out", "attn": "hook_attn_out"}
 NOISE_MULTIPLIER = 3.0  # Meng et al. 2022: noise of 3 times the std of subject embeddings
+# Restorations per forward pass are capped so their logits stay under this many floats (512 MiB).
+LOGITS_BUDGET = 2**27
 CATEGORIES = ("first subject", "last subject", "first subsequent", "further tokens", "last token")
 
 
@@ -77,6 +79,24 @@ def _probs(logits: Tensor, target: int) -> Tensor:
     return logits[:, -1].float().softmax(-1)[:, target]
 
 
+def _restored_probs(model, tokens, cache, kind, sites, noise, start, target) -> Tensor:
+    """P(target) for each (site, noise draw): the corrupted run with one clean state restored."""
+    n_samples, end = noise.shape[0], start + noise.shape[1]
+    batch = len(sites) * n_samples
+    big_noise = noise.repeat(len(sites), 1, 1).reshape(-1, noise.shape[-1])
+    rows = torch.arange(batch).repeat_interleave(end - start)
+    cols = torch.arange(start, end).repeat(batch)
+    site_of_row = torch.arange(batch) // n_samples
+    fns = {"hook_embed": add_activation(big_noise, rows, cols)}
+    for layer in sorted({lay for lay, _ in sites}):
+        mine = torch.tensor([i for i, (lay, _) in enumerate(sites) if lay == layer])
+        which = torch.isin(site_of_row, mine).nonzero()[:, 0]
+        pos = torch.tensor([sites[int(s)][1] for s in site_of_row[which]])
+        name = f"blocks.{layer}.{KINDS[kind]}"
+        fns[name] = patch_activation(cache[name], which, pos)
+    return _probs(run_with_interventions(model, tokens[None].expand(batch, -1), fns), target)
+
+
 @torch.no_grad()
 def trace_fact(
     model,
@@ -115,22 +135,18 @@ def trace_fact(
         ).mean()
     )
     result = TraceResult(tokens, subject_pos, target, p_clean, p_corrupt)
-    # One batch per kind: row block (layer, position) x n_samples noise draws.
+    # One batch per kind: row block (layer, position) x n_samples noise draws; a large model's
+    # logits are split into chunks of sites (the fact model's always fit in one).
     sites = [(layer, p) for layer in range(n_layers) for p in range(start, n_pos)]
-    batch = len(sites) * n_samples
-    big_noise = noise.repeat(len(sites), 1, 1).reshape(-1, noise.shape[-1])
-    rows = torch.arange(batch).repeat_interleave(end - start)
-    cols = torch.arange(start, end).repeat(batch)
-    site_of_row = torch.arange(batch) // n_samples
+    per_chunk = max(1, LOGITS_BUDGET // (n_samples * n_pos * model.cfg.d_vocab))
+    chunks = [sites[i : i + per_chunk] for i in range(0, len(sites), per_chunk)]
     for kind in kinds:
-        fns = {"hook_embed": add_activation(big_noise, rows, cols)}
-        for layer in range(n_layers):
-            mine = torch.tensor([i for i, (lay, _) in enumerate(sites) if lay == layer])
-            which = torch.isin(site_of_row, mine).nonzero()[:, 0]
-            pos = torch.tensor([sites[int(s)][1] for s in site_of_row[which]])
-            name = f"blocks.{layer}.{KINDS[kind]}"
-            fns[name] = patch_activation(cache[name], which, pos)
-        probs = _probs(run_with_interventions(model, tokens[None].expand(batch, -1), fns), target)
+        probs = torch.cat(
+            [
+                _restored_probs(model, tokens, cache, kind, chunk, noise, start, target)
+                for chunk in chunks
+            ]
+        )
         grid = torch.full((n_layers, n_pos), p_corrupt)
         grid[:, start:] = probs.reshape(n_layers, n_pos - start, n_samples).mean(-1)
         result.restored[kind] = grid
@@ -169,15 +185,44 @@ def average_traces(traces: Sequence[TraceResult]) -> AverageTrace:
 
 
 def trace_prompts(
-    model, prompts: Sequence, noise_std: float, n_samples: int = 10, seed: int = 0
+    model,
+    prompts: Sequence,
+    noise_std: float,
+    n_samples: int = 10,
+    seed: int = 0,
+    kinds: Sequence[str] = tuple(KINDS),
 ) -> list[TraceResult]:
-    """`trace_fact` for each prompt (objects with .ids, .subject_pos, .target)."""
+    """`trace_fact` for each prompt (objects with .ids, .subject_pos, .target: the fact world's
+    prompts or `fact_prompts.FactPrompt`s for any tokenizer)."""
     return [
         trace_fact(
-            model, torch.tensor(p.ids), p.subject_pos, p.target, noise_std, n_samples, seed=seed + i
+            model,
+            torch.tensor(p.ids),
+            p.subject_pos,
+            p.target,
+            noise_std,
+            n_samples,
+            kinds,
+            seed=seed + i,
         )
         for i, p in enumerate(prompts)
     ]
+
+
+def peak_layer(avg: AverageTrace, kind: str = "mlp", category: str = "last subject") -> int:
+    """The layer whose restored `kind` state at `category` brings back the most, on average."""
+    if kind not in avg.indirect or category not in avg.categories:
+        raise ValueError(
+            f"expected kind in {list(avg.indirect)} and category in {avg.categories}, "
+            f"got {kind!r}, {category!r}"
+        )
+    return int(avg.indirect[kind][:, avg.categories.index(category)].argmax())
+
+
+def prompts_noise_std(model, prompts: Sequence) -> float:
+    """ROME's noise level for tokenized prompts: 3 x the std of their subject-token embeddings."""
+    ids = [p.ids[i] for p in prompts for i in range(*p.subject_pos)]
+    return NOISE_MULTIPLIER * embedding_noise_std(model, ids)
 
 
 def subject_noise_std(model, world) -> float:

@@ -151,3 +151,92 @@ def torch_state_equal(a, b) -> bool:
     """True when two models' state dicts are equal bit for bit."""
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# Chapter 8's online path: GPT-2 small with the shipped known facts, else the fact model.
+FACT_SETUP_NAMES = ("facts", "gpt2", "auto")
+GPT2_REPO = "openai-community/gpt2"
+
+
+@dataclass
+class FactSetup:
+    """The model chapter 8's tracing and ROME run on, labelled, and why it was chosen.
+
+    name "gpt2": GPT-2 small with `known_facts` (the shipped prompts); name "facts": the
+    shipped fact model (`fact_model`) and its world.
+    """
+
+    name: str
+    model: object
+    reason: str
+    fact_model: FactModel | None = None
+    known_facts: object | None = None
+
+    @property
+    def label(self) -> str:
+        if self.name == "gpt2":
+            return f"GPT-2 small ({GPT2_REPO}, TransformerLens)"
+        return "the fact model (shipped with the package)"
+
+    def __str__(self) -> str:
+        return f"chapter 8 runs on {self.label}: {self.reason}"
+
+
+def _load_gpt2(device: str):
+    from transformer_lens import HookedTransformer
+
+    from tutorial_sae.data.hub import use_network
+    from tutorial_sae.errors import HubUnavailableError
+
+    online, why = use_network()
+    if not online:
+        raise HubUnavailableError(
+            f"GPT-2 small ({GPT2_REPO}) needs the hub ({why}); use MODEL='facts' offline"
+        )
+    try:
+        return HookedTransformer.from_pretrained("gpt2", device=device)
+    except OSError as err:
+        raise HubUnavailableError(
+            f"GPT-2 small ({GPT2_REPO}) could not be loaded from the hub "
+            f"({type(err).__name__}: {err}); use MODEL='facts' offline"
+        ) from err
+
+
+def load_fact_setup(name: str = "facts", device: str = "cpu") -> FactSetup:
+    """Chapter 8's model by name: "facts" (shipped), "gpt2" (needs the hub) or "auto".
+
+    "auto" asks `loading.resolve_auto` whether the hub answers (the same probe `load_model`
+    uses, once per session): GPT-2 small with the shipped known facts if it does, else the
+    fact model; it prints one line saying which and why. "gpt2" offline raises
+    HubUnavailableError naming the repo.
+    """
+    from tutorial_sae.data.hub import go_offline
+    from tutorial_sae.data.known_facts import load_known_facts
+    from tutorial_sae.errors import HubUnavailableError
+    from tutorial_sae.models.loading import resolve_auto
+
+    if name not in FACT_SETUP_NAMES:
+        raise ValueError(
+            f"expected a chapter 8 model name in {list(FACT_SETUP_NAMES)}, got {name!r}"
+        )
+    if name == "gpt2":
+        return FactSetup("gpt2", _load_gpt2(device), "MODEL = 'gpt2'", None, load_known_facts())
+    reason = "MODEL = 'facts'"
+    if name == "auto":
+        choice = resolve_auto()
+        reason = f"auto: {choice.reason}"
+        if choice.model != "mini":
+            try:
+                model = _load_gpt2(device)
+            except HubUnavailableError as err:
+                go_offline()
+                reason = f"auto: GPT-2 failed to load: {err}"
+            else:
+                setup = FactSetup("gpt2", model, reason, None, load_known_facts())
+                print(setup)
+                return setup
+    fm = load_fact_model()
+    setup = FactSetup("facts", fm.model, reason, fm, None)
+    if name == "auto":
+        print(setup)
+    return setup
