@@ -112,3 +112,18 @@ def test_every_request_was_to_an_endpoint_the_hub_serves(online, gelu):
     assert "hub GET /api/datasets/{repo}/revision/{rev} -> 200" in shapes
     assert any(C4_CODE_REPO in path for _, _, path, _ in online.hub.log)
     assert not online.hub.unrouted
+
+
+def test_chapter_8_auto_falls_back_to_the_fact_model_when_gpt2_is_not_served(online, capsys):
+    """The hub answers (so "auto" tries GPT-2 small) but has no GPT-2 repo: one line, the shipped
+    fact model, within the 5 s the other loaders get."""
+    from tutorial_sae.models.facts import GPT2_REPO, load_fact_setup
+
+    capsys.readouterr()
+    start = time.perf_counter()
+    setup = load_fact_setup("auto")
+    seconds = time.perf_counter() - start
+    assert setup.name == "facts" and setup.fact_model is not None
+    said = capsys.readouterr().out
+    assert GPT2_REPO in said and "fact model" in said, said
+    assert seconds < 5, seconds

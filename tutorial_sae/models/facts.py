@@ -183,10 +183,12 @@ class FactSetup:
 
 
 def _load_gpt2(device: str):
+    from huggingface_hub.utils import httpx
     from transformer_lens import HookedTransformer
 
-    from tutorial_sae.data.hub import use_network
+    from tutorial_sae.data.hub import bounded_hub, discard_bad_downloads, hub_cache_dir, use_network
     from tutorial_sae.errors import HubUnavailableError
+    from tutorial_sae.models.loading import _LOAD_ERRORS, _hub_error
 
     online, why = use_network()
     if not online:
@@ -194,12 +196,14 @@ def _load_gpt2(device: str):
             f"GPT-2 small ({GPT2_REPO}) needs the hub ({why}); use MODEL='facts' offline"
         )
     try:
-        return HookedTransformer.from_pretrained("gpt2", device=device)
-    except OSError as err:
-        raise HubUnavailableError(
-            f"GPT-2 small ({GPT2_REPO}) could not be loaded from the hub "
-            f"({type(err).__name__}: {err}); use MODEL='facts' offline"
-        ) from err
+        # The same bounds as gelu-1l's load: capped timeouts, two failures at most, no counters.
+        with bounded_hub(GPT2_REPO):
+            return HookedTransformer.from_pretrained("gpt2", device=device)
+    except (*_LOAD_ERRORS, httpx.HTTPError) as err:
+        discard_bad_downloads(GPT2_REPO, cache_dir=hub_cache_dir())
+        error = _hub_error(f"GPT-2 small ({GPT2_REPO})", err)
+        error.args = (f"{error.args[0]}; use MODEL='facts' offline",)
+        raise error from err
 
 
 def load_fact_setup(name: str = "facts", device: str = "cpu") -> FactSetup:
