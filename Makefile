@@ -29,6 +29,7 @@ book: corpus
 
 test: corpus
 	bash scripts/install_chromium.sh
+	-$(BIN)/python scripts/vendor_mathjax.py
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -12,7 +12,18 @@ import warnings as _warnings
 # TransformerLens 3.x warns about its own deprecation on every model build.
 _warnings.filterwarnings("ignore", category=DeprecationWarning, module="transformer_lens")
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version: pyproject.toml is the one place it is written."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tutorial_sae")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 _EXPORTS = {
     "tutorial_sae.core.sae": ("SAE", "SAEConfig", "SAELoss", "ghost_grad_loss", "train_step"),
