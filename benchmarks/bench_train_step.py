@@ -10,6 +10,10 @@ step by step; the matmul peak is measured in the same run with a plain matmul lo
 "% of peak" is comparable across machines. A step is counted as 5 matmuls of
 batch x d_in x d_sae (two forward, three backward: the least any exact SAE step needs),
 2 flops per multiply-add.
+Here the SAEs start from random initialisation (dense codes), so "ours, hand-written grads" is
+the dense step (`sparse="never"`); bench_sparse_step.py measures the step from a trained, sparse
+state. bf16 rows run by default only where the CPU has native bf16 (AVX-512-BF16 or AMX, printed
+on the first line); elsewhere torch emulates it and a step takes minutes (`--dtypes bf16` forces).
 Not a test: timings depend on the machine and on its load (printed with the results).
 """
 
@@ -23,6 +27,7 @@ import time
 
 import torch
 
+from tutorial_sae.core.cpu_features import describe_cpu, native_bf16
 from tutorial_sae.core.fast_step import fast_train_step
 from tutorial_sae.core.sae import SAE, SAEConfig
 from tutorial_sae.training.trainer import train_step
@@ -68,7 +73,7 @@ def ours(d_in: int, d_sae: int, bf16: bool, manual: bool):
     def step(x: torch.Tensor) -> None:
         nonlocal since_fired
         if manual:
-            out = fast_train_step(sae, opt, x, None, dtype)
+            out = fast_train_step(sae, opt, x, None, dtype, sparse="never")
         else:
             with autocast:
                 out = train_step(sae, opt, x, None)
@@ -126,14 +131,15 @@ def interleaved_rates(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["small", "gelu-1l"])
-    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    default_dtypes = ["fp32", "bf16"] if native_bf16() else ["fp32"]
+    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=default_dtypes)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per contender")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before them")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, load {os.getloadavg()}")
+    print(f"{describe_cpu()}; torch {torch.__version__}; load {os.getloadavg()}")
     header = f"{'size':8s} {'dtype':5s} {'contender':26s} {'tokens/s':>9s} {'x SAELens':>9s}"
     print(f"{header} {'% peak':>7s}")
     for size in args.sizes:

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
 from tutorial_sae.core.sae import SAE, SAELoss
+from tutorial_sae.core.sparse_step import (
+    batch_density,
+    dense_ghost_on_subset,
+    density_threshold,
+    sparse_rest_of_step,
+)
 from tutorial_sae.utils import check_activations, check_dead_mask
+
+SparseMode = Literal["auto", "always", "never"]
+
+
+@dataclass
+class StepLoss(SAELoss):
+    """`SAELoss` plus the tokens each feature fired on, when the step had them for free
+    (the sparse branch counts its nonzeros; None from the dense branch: count f instead)."""
+
+    fire_counts: Tensor | None = None
 
 
 def _mm(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -18,8 +37,11 @@ def _mm(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """
     if a.dtype == torch.float32:
         return a @ b if bias is None else torch.addmm(bias, a, b)
-    out = (a @ b).float()
-    return out if bias is None else out.add_(bias)
+    if bias is None:
+        return (a @ b).float()
+    # bf16 + fp32 promotes to fp32: the cast and the bias in one pass (the same values as
+    # .float() then .add_(bias), one pass over the batch x d_sae output fewer).
+    return torch.add(a @ b, bias.float())
 
 
 @torch.no_grad()
@@ -28,8 +50,14 @@ def loss_and_grads(
     x: Float[Tensor, "batch d_in"],
     dead_mask: Bool[Tensor, " d_sae"] | None = None,
     matmul_dtype: torch.dtype = torch.float32,
-) -> SAELoss:
+    sparse: SparseMode = "auto",
+) -> StepLoss:
     """`sae.loss(x, dead_mask)` and its gradients, written into each parameter's `.grad`.
+
+    `sparse`: "auto" finishes the step on the nonzeros of f (`core.sparse_step`) when the batch's
+    density is at most `density_threshold(matmul_dtype)` (2% in fp32), else with the dense
+    products below; "always" and "never" force one branch. Both are exact (the sparse kernels run
+    in fp32 whatever `matmul_dtype`); the encoder forward is dense in either.
 
     With e = x_hat - x, B the batch size, c = l1_coeff and n_i = ||W_dec,i||:
       dL/dx_hat = 2e/B;   dL/dW_dec = f^T (2e/B) + c (sum_b f_bi / B) W_dec,i / n_i;
@@ -40,6 +68,7 @@ def loss_and_grads(
     term adds the same chain rule through exp(pre) of the dead features (see `ghost_grad_loss`).
     """
     W_enc, W_dec, b_enc, b_dec = sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec
+    _check_mode(sparse)
     check_activations(x, sae.cfg.d_in, batch=True)
     check_dead_mask(dead_mask, sae.cfg.d_sae)
     x = x.to(W_enc.dtype)  # float16/float64 activations train in the SAE's own dtype
@@ -53,6 +82,8 @@ def loss_and_grads(
     ghost_on = dead_mask is not None and bool(dead_mask.any())
     pre_dead = pre[:, dead_mask] if ghost_on else None
     f = pre.clamp_min_(0)  # in place: pre is not needed after this
+    if use_sparse(f, sparse, matmul_dtype):
+        return _sparse_finish(sae, x, x_cent, f, pre_dead, dead_mask if ghost_on else None)
     f_lo = f.to(matmul_dtype)
     x_hat = _mm(f_lo, w_dec, b_dec)
     err = x_hat - x
@@ -87,7 +118,39 @@ def loss_and_grads(
         b_enc.grad if b_dec_pre_grad is None else b_dec_pre_grad
     )
     W_dec.grad = grad_dec
-    return SAELoss(mse + l1 + ghost, mse, l1, ghost, f, x_hat)
+    return StepLoss(mse + l1 + ghost, mse, l1, ghost, f, x_hat)
+
+
+def use_sparse(f: Tensor, sparse: SparseMode, matmul_dtype: torch.dtype = torch.float32) -> bool:
+    """Whether the step goes on sparse: always, never, or by the batch's density ("auto").
+
+    Off the CPU "auto" takes the dense step: the crossover was measured on CPUs only.
+    """
+    _check_mode(sparse)
+    if sparse != "auto":
+        return sparse == "always"
+    return f.device.type == "cpu" and batch_density(f) <= density_threshold(matmul_dtype)
+
+
+def _check_mode(sparse: object) -> None:
+    if not isinstance(sparse, str) or sparse not in ("auto", "always", "never"):
+        raise ValueError(f"sparse must be 'auto', 'always' or 'never', got {sparse!r}")
+
+
+def _sparse_finish(
+    sae: SAE, x: Tensor, x_cent: Tensor, f: Tensor, pre_dead: Tensor | None, dead: Tensor | None
+) -> StepLoss:
+    """The rest of the step on the nonzeros of f; ghost grads on the dead columns only."""
+    W_enc, W_dec = sae.W_enc, sae.W_dec
+    code, x_hat, per_token_mse, mse, l1, grad_out, grads = sparse_rest_of_step(
+        W_enc, W_dec, sae.b_dec, x, x_cent, f, sae.cfg.l1_coeff
+    )
+    ghost = torch.zeros((), dtype=mse.dtype, device=x.device)
+    if dead is not None:
+        ghost = dense_ghost_on_subset(x, x_cent, x_hat, pre_dead, W_dec, dead, per_token_mse, grads)
+    W_enc.grad, W_dec.grad, sae.b_enc.grad = grads["W_enc"], grads["W_dec"], grads["b_enc"]
+    sae.b_dec.grad = grad_out.sum(0) - W_enc @ grads.get("b_enc_for_b_dec", grads["b_enc"])
+    return StepLoss(mse + l1 + ghost, mse, l1, ghost, f, x_hat, code.fire_counts())
 
 
 def _ghost_grads(
@@ -128,9 +191,10 @@ def fast_train_step(
     x: Float[Tensor, "batch d_in"],
     dead_mask: Bool[Tensor, " d_sae"] | None = None,
     matmul_dtype: torch.dtype = torch.float32,
-) -> SAELoss:
+    sparse: SparseMode = "auto",
+) -> StepLoss:
     """`train_step` with hand-written gradients (same update; a test checks it against autograd)."""
-    out = loss_and_grads(sae, x, dead_mask, matmul_dtype)
+    out = loss_and_grads(sae, x, dead_mask, matmul_dtype, sparse)
     sae.remove_parallel_decoder_grad()
     optimizer.step()
     sae.normalize_decoder()
