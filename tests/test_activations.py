@@ -86,3 +86,50 @@ def test_token_ids_and_lengths_are_checked_against_the_model(tiny_model):
     too_long = torch.zeros((1, model.cfg.n_ctx + 1), dtype=torch.long)
     with pytest.raises(ValueError, match=f"at most {model.cfg.n_ctx} tokens"):
         run_to_hook(model, too_long)
+
+
+def _old_stream_batches(model, tokens, batch_size, buffer_tokens, model_batch_size, seed, n):
+    """The stream as first written (concatenate the parts, then shuffle): the reference order."""
+    gen = torch.Generator().manual_seed(seed)
+    order, position, buffer, out = torch.randperm(len(tokens), generator=gen), 0, None, []
+    buffer = torch.empty(0)
+    for _ in range(n):
+        if len(buffer) < buffer_tokens // 2 + batch_size:
+            parts, m = [buffer], len(buffer)
+            while m < buffer_tokens:
+                if position >= len(order):
+                    order, position = torch.randperm(len(tokens), generator=gen), 0
+                rows = order[position : position + model_batch_size]
+                position += len(rows)
+                act = run_to_hook(model, tokens[rows])
+                parts.append(act.reshape(-1, act.shape[-1]).float())
+                m += len(parts[-1])
+            buffer = torch.cat([p for p in parts if p.numel()])
+            buffer = buffer[torch.randperm(len(buffer), generator=gen)]
+        out.append(buffer[:batch_size])
+        buffer = buffer[batch_size:]
+    return out
+
+
+def test_stream_order_is_the_original_concatenate_then_shuffle(tiny_model):
+    # the staging buffer replaced torch.cat: same rows, same shuffle, so seeded runs are unchanged
+    tokens = torch.randint(0, 50, (30, 12), generator=torch.Generator().manual_seed(3))
+    args = dict(batch_size=24, buffer_tokens=100, model_batch_size=5, seed=7)
+    stream = stream_activations(tiny_model, tokens, **args)
+    got = [next(stream) for _ in range(40)]  # several refills and two passes over the rows
+    want = _old_stream_batches(tiny_model, tokens, n=40, **args)
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_stream_frees_the_old_buffer_at_a_refill(tiny_model):
+    stream = stream_activations(
+        tiny_model, torch.randint(0, 50, (40, 12)), batch_size=32, buffer_tokens=128, seed=0
+    )
+    first = next(stream)
+    kept = first.clone()
+    for _ in range(6):  # refills happen in between
+        next(stream)
+    assert torch.equal(first, kept), "a batch handed out is never overwritten"
+    # between refills the stream holds one buffer: its rows sit in one tensor of that size
+    assert stream.buffer.untyped_storage().nbytes() <= (128 + 32 * 12) * 64 * 4

@@ -272,3 +272,17 @@ def test_a_checkpoint_path_that_is_a_file_is_refused_before_training(toy, tmp_pa
         train_sae_on(toy.x, toy_cfg(n_steps=5), progress=False, checkpoint_dir=a_file)
     with pytest.raises(ValueError, match="the SAE given has d_in="):
         train_sae_on(toy.x, toy_cfg(n_steps=5), sae=SAE(SAEConfig(d_in=3, d_sae=6)), progress=False)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (64, 7), (200, 33), (4096, 96)])
+def test_fire_counts_equal_count_nonzero(shape):
+    from tutorial_sae.training.trainer import fire_counts
+
+    gen = torch.Generator().manual_seed(0)
+    f = torch.relu(torch.randn(shape, generator=gen) - 1.0)
+    f[:, 0] = 0.0  # a silent feature
+    counts = fire_counts(f)
+    assert counts.dtype == torch.long
+    assert torch.equal(counts, torch.count_nonzero(f, dim=0))
+    assert counts[0] == 0
+    assert torch.equal(fire_counts(f.bfloat16()), torch.count_nonzero(f.bfloat16(), dim=0))

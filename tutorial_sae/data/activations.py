@@ -129,13 +129,29 @@ class ActivationStream:
         return self.tokens[rows]
 
     def _refill(self) -> None:
-        parts, n = [self.buffer], len(self.buffer)
+        """Top the buffer up to `buffer_tokens` with new activations, then shuffle all of it.
+
+        The rows not served yet come first, then the new ones, written into one staging tensor
+        (no list of parts to concatenate); the shuffle gathers them into the new buffer and the
+        stage is freed. Peak memory: two buffers while refilling, one between refills (the
+        trainer drops its last batch before asking for the next).
+        """
+        kept, stage = len(self.buffer), None
+        n = kept
         while n < self.buffer_tokens:
             act = run_to_hook(self.model, self._next_tokens(), self.hook)
-            parts.append(act.reshape(-1, act.shape[-1]).float().cpu())
-            n += parts[-1].shape[0]
-        buffer = torch.cat([p for p in parts if p.numel()])
-        self.buffer = buffer[torch.randperm(len(buffer), generator=self.gen)]
+            act = act.reshape(-1, act.shape[-1])
+            if stage is None:
+                rows = self.buffer_tokens + self.model_batch_size * self.tokens.shape[1]
+                stage = torch.empty(rows, act.shape[-1])
+                if kept:
+                    stage[:kept] = self.buffer
+                self.buffer = torch.empty(0)  # the old buffer's memory is free from here
+            stage[n : n + len(act)] = act
+            n += len(act)
+        if stage is None:
+            return
+        self.buffer = stage[:n][torch.randperm(n, generator=self.gen)]
 
     def __iter__(self) -> ActivationStream:
         return self
