@@ -14,6 +14,7 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from tutorial_sae.core.cpu_features import auto_matmul_dtype
 from tutorial_sae.core.fast_step import fast_train_step
 from tutorial_sae.core.metrics import explained_variance, l0
 from tutorial_sae.core.sae import SAE, SAEConfig, SAELoss, train_step
@@ -55,7 +56,9 @@ class TrainConfig:
     "resample" re-initialises features rarer than `resample_density` every `resample_every` steps,
     up to step `resample_stop` (None: to the end), so the last revived features get time to learn.
     `backward`: "manual" (hand-written gradients, ~1.4x faster) or "autograd" (`train_step`).
-    `matmul_dtype`: "auto" is bfloat16 on CUDA (autocast) and float32 elsewhere.
+    `matmul_dtype`: "auto" is bfloat16 on CUDA (autocast) and on CPUs with native bf16
+    (AVX-512-BF16 or AMX), float32 elsewhere; the book's presets name theirs explicitly, so
+    their results do not depend on the processor.
     `init_b_dec`: "mean" starts a new SAE's b_dec at the first batch's mean (as SAELens offers),
     so the first steps learn features instead of the offset; "zeros" is run1's start.
     """
@@ -240,7 +243,7 @@ def fire_counts(f: Tensor, rows: int = 64) -> Tensor:
 
 def _matmul_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
     if cfg.matmul_dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return auto_matmul_dtype(device)
     return getattr(torch, cfg.matmul_dtype)
 
 
