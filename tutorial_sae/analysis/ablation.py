@@ -22,8 +22,15 @@ from tutorial_sae.analysis.interventions import (
     replace_features,
     run_with_sae,
 )
+from tutorial_sae.analysis.ranking import (  # noqa: F401 - re-exported for chapter 6
+    TopKOverlap,
+    rank,
+    spearman,
+    top_k_overlap,
+)
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.data.activations import DEFAULT_HOOK
+from tutorial_sae.utils import check_index, check_int, check_real, check_sae, check_tensor
 
 CLAMP_KINDS = ("none", "zero", "mean", "noise", "resample")
 CHANGE_TOL = 0.1  # a re-encoded feature "changed" when it moved by > 10% of its activation
@@ -135,6 +142,8 @@ def clamp_effects(
     error term kept (the model sees x + the edit) and without it (the model sees x_hat).
     Mean, noise and resample values come from the feature on `reference_tokens` (default:
     `tokens`)."""
+    check_sae(sae)
+    check_index(feature, "feature", sae.cfg.d_sae)
     x = cache_last_mlp(model, tokens, hook).act.to(sae.W_enc.dtype)
     with torch.no_grad():
         f = sae.encode(x)
@@ -177,53 +186,6 @@ def clamp_effects(
                 )
             )
     return ClampStudy(feature, int(chosen.sum()), chosen.numel(), tuple(effects))
-
-
-def rank(values: Float[Tensor, " n"]) -> Float[Tensor, " n"]:
-    """Ranks 1..n of `values` (ties get their average rank)."""
-    values = values.double().flatten()
-    order = values.argsort()
-    ranks = torch.empty_like(values)
-    ranks[order] = torch.arange(1, len(values) + 1, dtype=values.dtype)
-    for v in values[order][1:][values[order][1:] == values[order][:-1]].unique():
-        ties = values == v
-        ranks[ties] = ranks[ties].mean()
-    return ranks
-
-
-def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
-    """Spearman's rank correlation: Pearson's correlation of the ranks."""
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError(f"expected two vectors of one length >= 2, got {a.shape} and {b.shape}")
-    ra, rb = rank(a) - (len(a) + 1) / 2, rank(b) - (len(b) + 1) / 2
-    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
-
-
-@dataclass(frozen=True)
-class TopKOverlap:
-    """The top-k feature sets by two scores: shared members, their union and Jaccard index."""
-
-    k: int
-    by_first: tuple[int, ...]
-    by_second: tuple[int, ...]
-    shared: int
-    union: int
-    jaccard: float
-
-
-def top_k_overlap(
-    features: Int[Tensor, " n"],
-    first: Float[Tensor, " n"],
-    second: Float[Tensor, " n"],
-    k: int = 10,
-) -> TopKOverlap:
-    """Compare the k features with the largest `first` score with the k largest by `second`."""
-    if not (features.shape == first.shape == second.shape) or not 0 < k <= len(features):
-        raise ValueError(f"expected three vectors of one length >= k={k}, got {features.shape}")
-    a = features[first.topk(k).indices].tolist()
-    b = features[second.topk(k).indices].tolist()
-    shared, union = len(set(a) & set(b)), len(set(a) | set(b))
-    return TopKOverlap(k, tuple(a), tuple(b), shared, union, shared / union)
 
 
 @dataclass(frozen=True)
@@ -282,12 +244,16 @@ def attribute(
     """Attribution's estimate of the change in mean loss when every feature, alone, is scaled by
     (1 - strength): -strength * sum over tokens of f_i * dL/df_i, over `n_scored` predictions
     (default: all n rows). First order in the edit (Templeton et al. 2024)."""
-    if latents.shape != grads.shape or latents.ndim != 2:
+    check_tensor(latents, "latents", 2, "real")
+    check_tensor(grads, "grads", 2, "real")
+    check_real(strength, "strength")
+    if latents.shape != grads.shape:
         raise ValueError(
             f"expected latents and grads of one shape [n, d_sae], got {tuple(latents.shape)} "
             f"and {tuple(grads.shape)}"
         )
     n_scored = latents.shape[0] if n_scored is None else n_scored
+    check_int(n_scored, "n_scored")
     return -strength * (latents * grads).sum(0) / n_scored
 
 
@@ -323,9 +289,13 @@ def ablation_vs_attribution(
 ) -> AttributionStudy:
     """For the `n_features` most frequent features: the exact change in next-token loss when
     each is scaled by (1 - s) alone (error term kept), against `attribute`'s first-order
-    estimate, over the predictions of `tokens`."""
+    estimate, over the predictions of `tokens` (at most the features that fire there)."""
+    check_sae(sae)
+    check_int(n_features, "n_features")
     if (
-        not strengths
+        not isinstance(strengths, (tuple, list))
+        or not strengths
+        or any(isinstance(s, bool) or not isinstance(s, (int, float)) for s in strengths)
         or any(not 0 < s <= 1 for s in strengths)
         or list(strengths) != sorted(strengths)
     ):
@@ -379,6 +349,11 @@ def helpful_removals(
 
     from tutorial_sae.analysis.features import final_ln_scale, logit_effect, token_text
 
+    if not isinstance(study, AttributionStudy):
+        raise ValueError(f"study must be an AttributionStudy, got {type(study).__name__}")
+    check_sae(sae)
+    check_int(n_top, "n_top")
+    check_int(k, "k")
     dce = study.dce_active[:n_top]
     order = [int(j) for j in dce.argsort()[:k] if dce[j] < 0]
     f = sae.encode(cache_last_mlp(model, tokens, hook).act).detach()

@@ -10,6 +10,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from tutorial_sae.data.activations import DEFAULT_HOOK, check_tokens, run_to_hook
+from tutorial_sae.utils import check_hook, check_int, check_tensor
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ def time_forward_to_hook(
     2 x d_model x d_mlp.
     """
     check_tokens(tokens, model)
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"expected repeats to be a positive int, got {repeats!r}")
+    check_hook(model, hook)
+    check_int(repeats, "repeats")
     tokens = tokens.to(model.cfg.device)
     times: dict[str, list[float]] = {"full": [], "to_hook": []}
     runs = {"full": lambda: model(tokens), "to_hook": lambda: run_to_hook(model, tokens, hook)}
@@ -76,7 +77,10 @@ def neighbour_similarity(
     The first `skip_first` positions (the BOS token) are left out. Random pairs pair each
     token with a random permutation of all tokens of the batch.
     """
-    if acts.ndim != 3 or acts.shape[1] < skip_first + 2:
+    check_tensor(acts, "acts", 3)
+    check_int(skip_first, "skip_first", 0)
+    check_int(seed, "seed", 0)
+    if acts.shape[1] < skip_first + 2:
         raise ValueError(
             f"expected activations [batch, pos, d] with pos >= {skip_first + 2}, "
             f"got {tuple(acts.shape)}"

@@ -19,6 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from tutorial_sae.data.facts import FactWorld, Prompt, batch_prompts
+from tutorial_sae.utils import check_index, check_int, check_tensor
 
 LogitsFn = Callable[[Tensor], Tensor]
 Editor = Callable[["EditRequest"], LogitsFn]
@@ -34,9 +35,19 @@ class EditRequest:
     true_obj: int
     new_obj: int
 
+    def __post_init__(self) -> None:
+        for name in ("subject", "relation", "true_obj", "new_obj"):
+            check_int(getattr(self, name), name, 0)
+        if self.new_obj == self.true_obj:
+            raise ValueError(f"new_obj must differ from true_obj, both are {self.new_obj}")
+
 
 def sample_requests(world: FactWorld, n: int, seed: int = 0) -> list[EditRequest]:
     """n distinct seeded requests, each to a random object other than the true one."""
+    n_pairs = len(world.subjects) * len(world.relations)
+    check_int(n, "n", 0)
+    if n > n_pairs:
+        raise ValueError(f"n must be <= {n_pairs} (subject, relation) pairs, got {n}")
     rng = random.Random(seed)
     pairs = rng.sample(
         [(s, r) for s in range(len(world.subjects)) for r in range(len(world.relations))], n
@@ -57,6 +68,7 @@ def request_prompts(
     term keeps. ROME's essence prompt is "{subject} is a" (`essence="is a"`); this world has no
     such sentence, so by default (`"facts"`) the essence is the subject's other facts, asked
     with training frames other than the rewrite frame (which the scores use)."""
+    check_int(n_prefixes, "n_prefixes")
     rng = random.Random(seed)
     prefixes = [""] + [
         world.random_prefix(rng, max_len=world.cfg.max_prefix) or "well"
@@ -147,7 +159,13 @@ def counterfact_scores(
     neighbour subjects. A rewrite or paraphrase wins when P(new) > P(true); a neighbour
     wins when it keeps P(true) > P(new) (Meng et al. 2022, CounterFact's ES, PS, NS).
     """
-    if logits.ndim != 2 or len(logits) < 2 + n_paraphrase:
+    check_tensor(logits, "logits", 2)
+    check_int(n_paraphrase, "n_paraphrase", 0)
+    check_index(new_id, "new_id", logits.shape[1])
+    check_index(true_id, "true_id", logits.shape[1])
+    if new_id == true_id:
+        raise ValueError(f"new_id and true_id must differ, both are {new_id}")
+    if len(logits) < 2 + n_paraphrase:
         raise ValueError(
             f"expected logits [n >= {2 + n_paraphrase}, d_vocab], got {tuple(logits.shape)}"
         )
@@ -166,6 +184,11 @@ def evaluate_editor(
     n_neighbours: int = 10,
 ) -> EditScores:
     """Score `editor` (request -> logits function of the edited model) on every request."""
+    if not callable(editor):
+        raise ValueError(f"editor must be callable (request -> logits function), got {editor!r}")
+    if isinstance(requests, EditRequest) or not requests:
+        raise ValueError(f"requests must be a non-empty list of EditRequest, got {requests!r}")
+    check_int(n_neighbours, "n_neighbours", 0)
     scores = EditScores(method)
 
     def clean(tokens: Tensor) -> Tensor:

@@ -27,6 +27,7 @@ from tutorial_sae.core.metrics import (
 )
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.data.activations import DEFAULT_HOOK, check_tokens, run_to_hook
+from tutorial_sae.utils import check_hook, check_int, check_sae
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,9 @@ def evaluate_sae(
     d_vocab logits: 8 x 128 sequences of gelu-1l (d_vocab 48,262) take 200 MB.
     """
     check_tokens(tokens, model)
-    if hook not in model.hook_dict:
-        raise ValueError(f"hook must be one of the model's hook points, got {hook!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"expected batch_size to be a positive int, got {batch_size!r}")
+    check_sae(sae)
+    check_hook(model, hook)
+    check_int(batch_size, "batch_size")
     if tokens.shape[0] == 0 or tokens.shape[1] < 2:
         raise ValueError(f"expected >= 1 sequence of >= 2 tokens, got {tuple(tokens.shape)}")
     mean_act = _mean_activation(model, tokens, hook, batch_size, progress)

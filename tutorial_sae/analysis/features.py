@@ -18,6 +18,7 @@ from torch import Tensor
 
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.data.activations import DEFAULT_HOOK, check_tokens
+from tutorial_sae.utils import check_index, check_int, check_real, check_sae, check_tensor
 
 LABEL_NAMES = ("en", "code", "zh", "ar")
 HIST_EDGES = torch.linspace(-3.0, 2.0, 26)  # log10 activation, 0.001 to 100
@@ -33,6 +34,12 @@ class LabelledTokens:
 
     def __post_init__(self) -> None:
         check_tokens(self.tokens)
+        check_tensor(self.labels, "labels", 1, "int", nonempty=False)
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(
+            self.label_names
+        ):
+            raise ValueError(f"labels must index label_names {self.label_names}, got "
+                             f"{self.labels.unique().tolist()[:8]}")  # fmt: skip
         if self.labels.shape != (len(self.tokens),):
             raise ValueError(
                 f"expected one label per row ({len(self.tokens)}), got {tuple(self.labels.shape)}"
@@ -52,6 +59,8 @@ def labelled_eval_tokens(
     """
     from tutorial_sae.models.loading import load_tokens, resolve_auto
 
+    check_int(n_tokens, "n_tokens")
+    check_int(seq_len, "seq_len", 2)
     if model_name == "auto":
         model_name = resolve_auto().model
     if model_name == "mini":
@@ -121,6 +130,7 @@ class FeatureStats:
 
 
 def _check_acts(acts: Tensor, data: LabelledTokens, d_in: int) -> None:
+    check_tensor(acts, "acts", 3)
     if acts.ndim != 3 or acts.shape[:2] != data.tokens.shape or acts.shape[2] != d_in:
         raise ValueError(
             f"expected activations of shape {(*data.tokens.shape, d_in)}, got {tuple(acts.shape)}"
@@ -142,9 +152,10 @@ def feature_stats(
     by label, the k largest activations with their flat token index into `data.tokens`, and a
     histogram of log10 activations over `HIST_EDGES`.
     """
+    check_sae(sae)
     _check_acts(acts, data, sae.cfg.d_in)
-    if k < 1:
-        raise ValueError(f"expected k >= 1, got {k}")
+    check_int(k, "k")
+    check_int(chunk, "chunk")
     n_seq, pos, _ = acts.shape
     flat_index = torch.arange(n_seq * pos).reshape(n_seq, pos)[:, 1:].reshape(-1)
     flat_acts = acts[:, 1:].reshape(-1, acts.shape[-1])
@@ -259,7 +270,11 @@ def _layer(hook: str) -> int:
 @torch.no_grad()
 def final_ln_scale(model, tokens: Int[Tensor, "n_seq pos"]) -> float:
     """Mean scale the final LayerNorm divides by (its hook_scale), over non-BOS tokens."""
-    check_tokens(tokens)
+    check_tokens(tokens, model)
+    if tokens.shape[0] == 0 or tokens.shape[1] < 2:
+        raise ValueError(
+            f"tokens need a row of >= 2 tokens (BOS is left out), got {tuple(tokens.shape)}"
+        )
     _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter="ln_final.hook_scale")
     return float(cache["ln_final.hook_scale"][:, 1:].mean())
 
@@ -272,6 +287,7 @@ def direct_logit_effect(
     """Logit change per unit of activation: W_dec,i W_out, centred, times the final LN's weight,
     divided by its typical scale, times W_U (the direct path of Bricken et al. 2023's logit
     weights; the attention of later tokens is ignored)."""
+    check_real(ln_scale, "ln_scale")
     if ln_scale <= 0:
         raise ValueError(f"expected a positive ln_scale, got {ln_scale}")
     w_out = model.blocks[_layer(hook)].mlp.W_out  # [d_mlp, d_model]
@@ -304,8 +320,9 @@ def feature_card(
 ) -> FeatureCard:  # fmt: skip
     """One feature's card: density, histogram, top held-out contexts and (given `model` and
     `ln_scale`) its logit effect."""
-    if not 0 <= feature < sae.cfg.d_sae:
-        raise ValueError(f"expected a feature index in [0, {sae.cfg.d_sae}), got {feature}")
+    check_sae(sae)
+    check_index(feature, "feature index", sae.cfg.d_sae)
+    check_int(n_contexts, "n_contexts", 0)
     _check_acts(acts, data, sae.cfg.d_in)
     pos = data.tokens.shape[1]
     w, b = sae.W_enc[:, feature].cpu(), sae.b_enc[feature].cpu()
@@ -341,6 +358,8 @@ def exemplar_features(
     """For each label, the feature with the most activation mass among those firing on at least
     `min_density` of tokens with >= `min_purity` of their mass on the label (else the purest):
     the chapter's "one feature of each kind" (Han, Arabic, Python, English)."""
+    check_real(min_density, "min_density", 0.0, 1.0)
+    check_real(min_purity, "min_purity", 0.0, 1.0)
     found = {}
     for i, name in enumerate(stats.label_names):
         candidates = ((stats.labels == i) & (stats.density >= min_density)).nonzero().flatten()

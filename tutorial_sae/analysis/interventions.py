@@ -19,11 +19,17 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from tutorial_sae.analysis.patching import (  # noqa: F401 - re-exported (chapter 8)
+    RETURN_TYPES,
+    add_activation,
+    patch_activation,
+    run_with_interventions,
+)
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.data.activations import DEFAULT_HOOK, check_tokens
+from tutorial_sae.utils import check_bool, check_hook, check_real, check_sae, check_tensor
 
 EDIT_KINDS = ("zero", "clamp", "add", "replace", "function")
-RETURN_TYPES = ("logits", "loss", "token_losses")
 Intervention = Callable[[Tensor], Tensor]
 
 
@@ -53,6 +59,10 @@ class LatentEdit:
             raise ValueError(f"expected at least one feature index to {self.kind}, got none")
         if self.kind != "zero" and self.value is None:
             raise ValueError(f"expected a value to {self.kind} features with, got None")
+        if isinstance(self.value, Tensor):
+            check_tensor(self.value, "value", kind="real", nonempty=False)
+        elif self.value is not None:
+            check_real(self.value, "value")
 
     def __call__(self, f: Float[Tensor, "n d_sae"]) -> Float[Tensor, "n d_sae"]:
         if self.kind == "function":
@@ -64,7 +74,7 @@ class LatentEdit:
                 )
             return out
         d_sae = f.shape[-1]
-        bad = [i for i in self.features if not -d_sae <= i < d_sae]
+        bad = [i for i in self.features if not 0 <= i < d_sae]
         if bad:
             raise ValueError(f"expected feature indices in [0, {d_sae}), got {bad}")
         index = torch.tensor(self.features, device=f.device)
@@ -89,8 +99,8 @@ def _indices(features: int | Sequence[int] | Tensor) -> tuple[int, ...]:
         features = features.flatten().tolist()
     elif isinstance(features, int):
         features = [features]
-    if any(isinstance(i, bool) or not isinstance(i, int) for i in features):
-        raise ValueError(f"expected integer feature indices, got {list(features)!r}")
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in features):
+        raise ValueError(f"expected integer feature indices >= 0, got {list(features)!r}")
     return tuple(features)
 
 
@@ -137,7 +147,8 @@ class SAESplice:
     def __call__(self, act: Tensor) -> Tensor:
         if act.shape[-1] != self.sae.cfg.d_in:
             raise ValueError(
-                f"expected an activation of width d_in={self.sae.cfg.d_in}, got {act.shape[-1]}"
+                f"the sae reads activations of width d_in={self.sae.cfg.d_in}, got {act.shape[-1]} "
+                "at the hook: was it trained on another hook or model?"
             )
         x = act.reshape(-1, act.shape[-1]).to(self.sae.W_enc.device, self.sae.W_enc.dtype)
         f = self.sae.encode(x)
@@ -158,6 +169,7 @@ def zero_ablation(act: Tensor) -> Tensor:
 
 def mean_ablation(mean: Float[Tensor, " d"]) -> Intervention:
     """Replace the activation at every position by `mean` (Bricken et al. 2023's baseline)."""
+    check_tensor(mean, "mean", 1)
 
     def replace(act: Tensor) -> Tensor:
         if mean.shape != act.shape[-1:]:
@@ -169,9 +181,27 @@ def mean_ablation(mean: Float[Tensor, " d"]) -> Intervention:
     return replace
 
 
-def _check_hook(model, hook: str) -> None:
-    if hook not in model.hook_dict:
-        raise ValueError(f"hook must be one of the model's hook points, got {hook!r}")
+_check_hook = check_hook
+
+
+def _checked(intervention: Intervention) -> Callable:
+    # A TransformerLens hook that refuses an intervention's output of another shape or type
+    # (else the model fails deep inside the next matmul).
+    if not callable(intervention):
+        raise ValueError(
+            f"intervention must be callable (act -> act) or None, got {intervention!r}"
+        )
+
+    def hook_fn(act: Tensor, hook) -> Tensor:
+        out = intervention(act)
+        if not isinstance(out, Tensor) or out.shape != act.shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"intervention must return the activation's shape {tuple(act.shape)}, got {got}"
+            )
+        return out
+
+    return hook_fn
 
 
 def run_with_intervention(
@@ -192,9 +222,9 @@ def run_with_intervention(
         raise ValueError(f"expected return_type in {RETURN_TYPES}, got {return_type!r}")
     if return_type != "logits" and tokens.shape[1] < 2:
         raise ValueError(f"a loss needs sequences of >= 2 tokens, got {tuple(tokens.shape)}")
-    hooks = []
-    if intervention is not None:
-        hooks = [(hook, lambda act, hook: intervention(act))]
+    if tokens.numel() == 0:
+        raise ValueError(f"tokens must hold at least one token, got shape {tuple(tokens.shape)}")
+    hooks = [] if intervention is None else [(hook, _checked(intervention))]
     tokens = tokens.to(model.cfg.device)
     with torch.no_grad():
         if return_type == "token_losses":
@@ -218,6 +248,10 @@ def run_with_sae(
     keep_error=True adds the SAE's error term back (the edit's exact effect; no edit gives
     the clean run); keep_error=False feeds the model the (edited) reconstruction.
     """
+    check_sae(sae)
+    check_bool(keep_error, "keep_error")
+    if edit is not None and not isinstance(edit, LatentEdit):
+        raise ValueError(f"edit must be a LatentEdit (zero_features, ...) or None, got {edit!r}")
     splice = SAESplice(sae, edit, keep_error)
     return run_with_intervention(model, tokens, splice, hook, return_type)
 
@@ -244,7 +278,8 @@ class _GradSplice:
     def __call__(self, act: Tensor) -> Tensor:
         if act.shape[-1] != self.sae.cfg.d_in:
             raise ValueError(
-                f"expected an activation of width d_in={self.sae.cfg.d_in}, got {act.shape[-1]}"
+                f"the sae reads activations of width d_in={self.sae.cfg.d_in}, got {act.shape[-1]} "
+                "at the hook: was it trained on another hook or model?"
             )
         x = act.reshape(-1, act.shape[-1]).to(self.sae.W_enc.device, self.sae.W_enc.dtype)
         with torch.no_grad():
@@ -342,89 +377,3 @@ def logits_from_last_mlp(
     with torch.no_grad():
         mlp_out = act @ block.mlp.W_out + block.mlp.b_out
         return model.unembed(model.ln_final((resid_mid + mlp_out)[:, None]))[:, 0]
-
-
-def _pairs(act: Tensor, batch_index: Tensor | None, positions: Tensor | None):
-    if (batch_index is None) != (positions is None):
-        raise ValueError("expected both batch_index and positions, or neither")
-    if batch_index is not None and batch_index.shape != positions.shape:
-        raise ValueError(
-            f"expected batch_index and positions of one shape, got {tuple(batch_index.shape)} "
-            f"and {tuple(positions.shape)}"
-        )
-    return act.clone()
-
-
-def patch_activation(
-    stored: Float[Tensor, "batch pos d"],
-    batch_index: Int[Tensor, " n"] | None = None,
-    positions: Int[Tensor, " n"] | None = None,
-) -> Intervention:
-    """Write a stored activation (e.g. from a clean run) into a hook (chapter 8: causal tracing).
-
-    With `batch_index` and `positions`, only act[batch_index[i], positions[i]] is overwritten;
-    `stored` broadcasts over the batch (shape [1, pos, d] serves every row).
-    """
-
-    def patch(act: Tensor) -> Tensor:
-        out = _pairs(act, batch_index, positions)
-        source = stored.to(act.device, act.dtype)
-        if source.shape[1:] != act.shape[1:]:
-            raise ValueError(
-                f"expected a stored activation of shape [*, {', '.join(map(str, act.shape[1:]))}]"
-                f", got {tuple(stored.shape)}"
-            )
-        source = source.expand_as(act)
-        if batch_index is None:
-            return source.clone()
-        out[batch_index, positions] = source[batch_index, positions]
-        return out
-
-    return patch
-
-
-def add_activation(
-    delta: Float[Tensor, "... d"],
-    batch_index: Int[Tensor, " n"] | None = None,
-    positions: Int[Tensor, " n"] | None = None,
-) -> Intervention:
-    """Add `delta` to a hook's activation (noise on embeddings, a steering or ROME vector).
-
-    With `batch_index` and `positions`, `delta` ([n, d] or [d]) is added at those pairs only;
-    without, it broadcasts over the whole activation. Gradients flow to `delta`.
-    """
-
-    def add(act: Tensor) -> Tensor:
-        out = _pairs(act, batch_index, positions)
-        if batch_index is None:
-            return out + delta.to(act.dtype)
-        out[batch_index, positions] = out[batch_index, positions] + delta.to(act.dtype)
-        return out
-
-    return add
-
-
-def run_with_interventions(
-    model,
-    tokens: Int[Tensor, "batch pos"],
-    interventions: dict[str, Intervention],
-    return_type: Literal["logits", "loss", "token_losses"] = "logits",
-    grad: bool = False,
-) -> Tensor:
-    """One forward with several hooks replaced at once ({hook name: intervention}).
-
-    `grad=True` keeps the autograd graph (to optimise a vector added at a hook, as ROME does).
-    """
-    check_tokens(tokens, model)
-    for hook in interventions:
-        _check_hook(model, hook)
-    if return_type not in RETURN_TYPES:
-        raise ValueError(f"expected return_type in {RETURN_TYPES}, got {return_type!r}")
-    hooks = [(h, lambda act, hook, fn=fn: fn(act)) for h, fn in interventions.items()]
-    tokens = tokens.to(model.cfg.device)
-    with torch.set_grad_enabled(grad):
-        logits = model.run_with_hooks(tokens, return_type="logits", fwd_hooks=hooks)
-        if return_type == "logits":
-            return logits
-        losses = -logits[:, :-1].float().log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
-        return losses if return_type == "token_losses" else losses.mean()

@@ -17,18 +17,34 @@ from torch import Tensor
 
 from tutorial_sae.analysis.features import FeatureStats
 from tutorial_sae.core.sae import SAE
+from tutorial_sae.utils import (
+    check_choice,
+    check_int,
+    check_real,
+    check_sae,
+    check_tensor,
+    check_width,
+    read_json_object,
+)
 
 PROJECTION_METHODS = ("pca", "umap")
 
 
 def decoder_directions(sae: SAE) -> Float[Tensor, "d_sae d_in"]:
     """Unit-norm rows of W_dec: the direction each feature writes."""
-    return torch.nn.functional.normalize(sae.W_dec.detach().float().cpu(), dim=-1)
+    return _unit_rows(sae, "W_dec")
 
 
 def encoder_directions(sae: SAE) -> Float[Tensor, "d_sae d_in"]:
     """Unit-norm columns of W_enc: the direction each feature reads (the paper's plots)."""
-    return torch.nn.functional.normalize(sae.W_enc.detach().float().cpu().T, dim=-1)
+    return _unit_rows(sae, "W_enc")
+
+
+def _unit_rows(sae: SAE, key: str) -> Tensor:
+    check_sae(sae)
+    w = getattr(sae, key).detach().float().cpu()
+    check_tensor(w, f"sae.{key}")
+    return torch.nn.functional.normalize(w.T if key == "W_enc" else w, dim=-1)
 
 
 def encoder_decoder_cosine(sae: SAE) -> Float[Tensor, " d_sae"]:
@@ -44,10 +60,8 @@ class Neighbours:
     cosines: Float[Tensor, "n k"]
 
 
-def _check_directions(directions: Tensor) -> None:
-    if not isinstance(directions, Tensor) or directions.ndim != 2:
-        got = tuple(directions.shape) if isinstance(directions, Tensor) else type(directions)
-        raise ValueError(f"expected directions of shape [n, d], got {got}")
+def _check_directions(directions: Tensor, name: str = "directions") -> None:
+    check_tensor(directions, name, 2, "real")
 
 
 def cosine_neighbours(
@@ -55,6 +69,8 @@ def cosine_neighbours(
 ) -> Neighbours:
     """Top-k cosine neighbours of every row among the other rows (chunked: n can be 16,384)."""
     _check_directions(directions)
+    check_int(k, "k")
+    check_int(chunk, "chunk")
     if not 1 <= k < len(directions):
         raise ValueError(f"expected 1 <= k < {len(directions)}, got {k}")
     unit = torch.nn.functional.normalize(directions.float(), dim=-1)
@@ -87,7 +103,13 @@ def knn_agreement(
 ) -> KnnAgreement:
     """kNN label agreement over features with a label (>= 0); neighbours that are unlabelled
     count as disagreeing. The baseline permutes the labels among labelled features."""
-    if neighbours.ndim != 2 or labels.shape != (len(neighbours),):
+    check_tensor(neighbours, "neighbours", 2, "int")
+    check_tensor(labels, "labels", 1, "int")
+    check_int(n_shuffles, "n_shuffles", 2)
+    if neighbours.min() < 0 or neighbours.max() >= len(labels):
+        raise ValueError(f"neighbours must index rows in [0, {len(labels)}), got "
+                         f"{int(neighbours.min())}..{int(neighbours.max())}")  # fmt: skip
+    if labels.shape != (len(neighbours),):
         raise ValueError(
             f"expected neighbours [n, k] and labels [n], got {tuple(neighbours.shape)} and "
             f"{tuple(labels.shape)}"
@@ -126,8 +148,11 @@ def project(
     """PCA (on the unit directions, via torch's SVD) or UMAP (cosine metric, McInnes et al.
     2018; umap-learn imported only here: it compiles with numba, tens of seconds on first use)."""
     _check_directions(directions)
-    if method not in PROJECTION_METHODS:
-        raise ValueError(f"expected method in {PROJECTION_METHODS}, got {method!r}")
+    check_choice(method, "method", PROJECTION_METHODS)
+    check_int(n_components, "n_components")
+    if not len(directions) > n_components <= directions.shape[1]:
+        raise ValueError(f"n_components must be < n and <= d of directions {tuple(directions.shape)}, "
+                         f"got {n_components}")  # fmt: skip
     unit = torch.nn.functional.normalize(directions.float(), dim=-1)
     if method == "pca":
         centred = unit - unit.mean(0)
@@ -146,6 +171,11 @@ def trustworthiness(
     1 when every point's k nearest neighbours in the plot are neighbours in the original space."""
     from sklearn.manifold import trustworthiness as sk_trustworthiness
 
+    _check_directions(directions)
+    _check_directions(coords, "coords")
+    check_int(k, "k")
+    if not k < len(directions) / 2:
+        raise ValueError(f"k must be < n / 2 = {len(directions) / 2} (sklearn's limit), got {k}")
     if len(directions) != len(coords):
         raise ValueError(
             f"expected as many coords as directions, got {len(coords)} and {len(directions)}"
@@ -175,11 +205,11 @@ class DictionaryMatch:
 def best_matches(a: Float[Tensor, "n_a d"], b: Float[Tensor, "n_b d"]) -> DictionaryMatch:
     """max_j cos(a_i, b_j) for every row of `a`; the baseline draws len(a) random unit
     directions (seed 0) and matches them against `b` the same way (Bricken et al. 2023)."""
-    _check_directions(a)
-    _check_directions(b)
+    _check_directions(a, "a")
+    _check_directions(b, "b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(
-            f"expected directions of the same width, got {a.shape[1]} and {b.shape[1]}"
+            f"expected directions a and b of the same width, got {a.shape[1]} and {b.shape[1]}"
         )
     b = torch.nn.functional.normalize(b.float(), dim=-1)
     best = (torch.nn.functional.normalize(a.float(), dim=-1) @ b.T).max(-1)
@@ -210,6 +240,15 @@ def splitting_families(
     coverage: of the non-BOS tokens where the parent fires, the share where at least one child
     fires; child_shares: the share where each child fires.
     """
+    check_sae(small, "small")
+    check_sae(large, "large", small.cfg.d_in, "the small SAE")
+    check_tensor(acts, "acts", 3)
+    check_width(acts, small.cfg.d_in, "acts", "the SAEs' d_in")
+    check_real(min_cosine, "min_cosine", -1.0, 1.0)
+    check_int(min_children, "min_children")
+    check_int(max_children, "max_children", min_children)
+    check_int(min_firings, "min_firings", 0)
+    check_int(chunk, "chunk")
     cos = decoder_directions(small) @ decoder_directions(large).T
     member = cos >= min_cosine
     n_children = member.sum(-1)
@@ -325,6 +364,9 @@ def _half_crossing(x: Tensor, p: Tensor) -> float:
 
 def frequency_edges(results: list[Completeness], n_bins: int = 8) -> Float[Tensor, " n_edges"]:
     """Shared log10-frequency bin edges for several curves (so they can be compared)."""
+    check_int(n_bins, "n_bins")
+    if not isinstance(results, (list, tuple)) or not results:
+        raise ValueError(f"results must be a non-empty list of Completeness, got {results!r}")
     logs = np.concatenate([r.frequency[r.frequency > 0].log10().numpy() for r in results])
     return torch.linspace(float(logs.min()), float(logs.max()) + 1e-6, n_bins + 1)
 
@@ -332,6 +374,7 @@ def frequency_edges(results: list[Completeness], n_bins: int = 8) -> Float[Tenso
 def clean_split(families: list[SplittingFamily], min_coverage: float = 0.8) -> SplittingFamily:
     """The family whose children best divide the parent's firings: coverage >= min_coverage and
     the least double counting (sum of child shares / coverage, 1 for a perfect partition)."""
+    check_real(min_coverage, "min_coverage", 0.0, 1.0)
     good = [f for f in families if f.coverage >= min_coverage]
     if not good:
         best = max((f.coverage for f in families), default=0.0)
@@ -359,20 +402,21 @@ class StoredProjections:
 
 def load_projections(sae: SAE, path=None) -> StoredProjections | None:
     """The shipped projections (assets/mini/neighbourhoods.json) if made from this SAE, else None."""
-    import json
-
     from tutorial_sae.paths import assets_dir
 
     path = assets_dir() / "neighbourhoods.json" if path is None else path
     try:
-        raw = json.loads(open(path, encoding="utf-8").read())
+        raw = read_json_object(path)
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"expected JSON in {path}, got: {err}") from err
     if raw.get("fingerprint") != sae_fingerprint(sae):
         return None
-    coords = {k: torch.tensor(raw[k], dtype=torch.float32) for k in ("umap_2d", "umap_3d")}
+    try:
+        coords = {k: torch.tensor(raw[k], dtype=torch.float32) for k in ("umap_2d", "umap_3d")}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"{path}: expected umap_2d and umap_3d as lists of numbers ({err!r})"
+        ) from err
     for key, c in coords.items():
         if c.shape != (sae.cfg.d_sae, int(key[-2])):
             raise ValueError(

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from tutorial_sae.analysis.scripts import concept_groups
+from tutorial_sae.analysis.scripts import check_concepts, concept_groups
 from tutorial_sae.analysis.specificity import NEURON_EDGES, ScriptScan, UnitScore, best_feature
+from tutorial_sae.utils import check_real
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ def polysemantic_neurons(
     among those, the one with the largest smaller sensitivity wins. A pair is kept when each concept has its own feature with specificity >=
     `min_specificity`: the SAE separates what the neuron mixes. Sorted, most polysemantic first.
     """
+    check_concepts(concepts)
+    for name, value in (("min_precision", min_precision), ("min_share", min_share),
+                        ("min_specificity", min_specificity), ("strong", strong)):  # fmt: skip
+        check_real(value, name, 0.0, 1.0)
     above = scan.neuron_counts.flip(1).cumsum(1).flip(1)[:, 1:]
     total = above.sum(-1).clamp_min(1)
     top_k = (total / len(scan.group) > 1e-3).sum(1).clamp_max(len(NEURON_EDGES) - 1)

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from tutorial_sae.data.activations import DEFAULT_HOOK, run_to_hook
+from tutorial_sae.utils import check_hook, check_sae, check_strings
 
 PAPER_PROMPTS = {
     "en": ("This is a sentence in English.", "English is a rich language.", "Writing in English."),
@@ -66,6 +68,14 @@ class PromptRow:
     active: float
 
 
+def _tokens(model, text: str) -> Tensor:
+    # Not truncated: a prompt longer than the context is refused by run_to_hook, not cut.
+    tokens = model.to_tokens(text, prepend_bos=True, truncate=False)
+    if tokens.shape[1] < 2:
+        raise ValueError(f"expected a prompt of at least one token, got {text!r}")
+    return tokens
+
+
 @torch.no_grad()
 def prompt_table(
     model,
@@ -75,16 +85,23 @@ def prompt_table(
     hook: str = DEFAULT_HOOK,
 ) -> list[PromptRow]:
     """A PromptRow for every (language, prompt, feature), in that order."""
-    if not features:
-        raise ValueError("expected at least one feature index, got none")
-    bad = [f for f in features if not 0 <= f < sae.cfg.d_sae]
+    check_sae(sae)
+    check_hook(model, hook)
+    if not isinstance(prompts, Mapping):
+        raise ValueError(f"prompts must map a language to a list of str, got {prompts!r}"[:200])
+    for lang, texts in prompts.items():
+        check_strings(texts, f"prompts[{lang!r}]")
+    if isinstance(features, int) or not features:
+        raise ValueError(f"expected a non-empty list of feature indices, got {features!r}")
+    bad = [f for f in features if isinstance(f, bool) or not isinstance(f, int)]
+    bad += [f for f in features if f not in bad and not 0 <= f < sae.cfg.d_sae]
     if bad:
         raise ValueError(f"expected feature indices in [0, {sae.cfg.d_sae}), got {bad}")
     index = torch.as_tensor(list(features))
     rows = []
     for lang, texts in prompts.items():
         for text in texts:
-            tokens = model.to_tokens(text, prepend_bos=True)
+            tokens = _tokens(model, text)
             acts = sae.encode(run_to_hook(model, tokens, hook)[0, 1:])[:, index]
             for j, feature in enumerate(features):
                 col = acts[:, j]
@@ -124,13 +141,12 @@ class SharedFeature:
 def shared_feature(model, sae, texts: Sequence[str], hook: str = DEFAULT_HOOK) -> SharedFeature:
     """Search all features for the one whose smallest max activation over `texts` is largest:
     how the seed paper's feature 42 ("fires on the English and the Chinese sentence") is found."""
-    if not texts:
-        raise ValueError("expected at least one prompt, got none")
+    check_sae(sae)
+    check_hook(model, hook)
+    check_strings(texts, "texts")
     maxima = torch.stack(
         [
-            sae.encode(run_to_hook(model, model.to_tokens(t, prepend_bos=True), hook)[0, 1:])
-            .max(0)
-            .values
+            sae.encode(run_to_hook(model, _tokens(model, t), hook)[0, 1:]).max(0).values
             for t in texts
         ]
     )

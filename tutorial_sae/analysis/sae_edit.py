@@ -21,6 +21,7 @@ from tutorial_sae.analysis.edit_scores import EditRequest
 from tutorial_sae.analysis.interventions import LatentEdit, edit_latents, run_with_sae
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.data.facts import FactWorld, batch_prompts
+from tutorial_sae.utils import check_index, check_int, check_real, check_sae, check_tensor
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,19 @@ class SAEEditConfig:
     scale: float = 4.0
     threshold: float = 0.6
 
+    def __post_init__(self) -> None:
+        check_int(self.n_features, "n_features")
+        check_real(self.scale, "scale")
+        check_real(self.threshold, "threshold", -1.0, 1.0)
+
 
 @torch.no_grad()
 def subject_codes(
     model, sae: SAE, world: FactWorld, layer: int
 ) -> Float[Tensor, "n_subjects d_sae"]:
     """The SAE code at every subject's last token, read from "<bos> {subject}"."""
+    check_sae(sae)
+    check_index(layer, "layer", model.cfg.n_layers)
     prompts = [world.prompt(s, 0, -1) for s in range(len(world.subjects))]
     tokens, _, _ = batch_prompts(prompts)
     hook = f"blocks.{layer}.mlp.hook_post"
@@ -49,7 +57,20 @@ def attribute_direction(
     codes: Tensor, world: FactWorld, relation: int, true_obj: int, new_obj: int, n_features: int
 ) -> tuple[Tensor, Tensor]:
     """(feature indices, change) of the `n_features` largest |mean code(new) - mean code(true)|."""
+    check_tensor(codes, "codes", 2)
+    if len(codes) != len(world.subjects):
+        raise ValueError(f"codes must have one row per subject ({len(world.subjects)}), got "
+                         f"{tuple(codes.shape)}")  # fmt: skip
+    check_index(relation, "relation", len(world.relations))
+    check_index(true_obj, "true_obj", world.cfg.n_objects)
+    check_index(new_obj, "new_obj", world.cfg.n_objects)
+    check_int(n_features, "n_features")
+    if n_features > codes.shape[1]:
+        raise ValueError(f"n_features must be <= d_sae={codes.shape[1]}, got {n_features}")
     column = world.facts[:, relation]
+    for obj in (true_obj, new_obj):
+        if not (column == obj).any():
+            raise ValueError(f"no subject has object {obj} for relation {relation}: no mean code")
     diff = codes[column == new_obj].mean(0) - codes[column == true_obj].mean(0)
     idx = diff.abs().topk(n_features).indices
     return idx, diff[idx]
@@ -76,6 +97,7 @@ def sae_fact_edit(
 
 def sae_editor(model, sae: SAE, world: FactWorld, layer: int, cfg: SAEEditConfig = SAEEditConfig()):
     """An editor for `edit_scores.evaluate_editor`: request -> logits with the feature edit."""
+    check_index(layer, "layer", model.cfg.n_layers)
     codes = subject_codes(model, sae, world, layer)
     hook = f"blocks.{layer}.mlp.hook_post"
 

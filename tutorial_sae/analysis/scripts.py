@@ -20,6 +20,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from tutorial_sae.data.sources import SCRIPT_RANGES
+from tutorial_sae.utils import check_choice, check_int, check_real, check_str, check_strings
 
 SCRIPTS = ("none", "latin", "han", "arabic", "other")
 # Document languages of the offline corpus; "web" is gelu-1l's mixed C4 + code text.
@@ -44,6 +45,16 @@ def _in(codes: np.ndarray, ranges) -> np.ndarray:
     return hit
 
 
+def check_concepts(concepts) -> None:
+    """Raise ValueError unless `concepts` is a list/tuple of names in CONCEPTS."""
+    if isinstance(concepts, str) or not isinstance(concepts, (list, tuple)):
+        raise ValueError(
+            f"concepts must be a tuple of names in {sorted(CONCEPTS)}, got {concepts!r}"
+        )
+    for c in concepts:
+        check_choice(c, "concepts[i]", sorted(CONCEPTS))
+
+
 def concept_groups(concept: str) -> Tensor:
     """Bool [N_GROUPS]: which (language, script) groups of tokens make up `concept`."""
     if concept not in CONCEPTS:
@@ -58,6 +69,7 @@ def concept_groups(concept: str) -> Tensor:
 
 def char_scripts(text: str) -> np.ndarray:
     """Index into SCRIPTS of every character of `text` (digits, spaces, punctuation: "none")."""
+    check_str(text, "text")
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
     out = np.zeros(codes.shape, dtype=np.int64)
     other = np.fromiter((chr(c).isalpha() for c in codes), dtype=bool, count=len(codes))
@@ -74,9 +86,19 @@ def span_scripts(per_char: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     Characters with no script (spaces, digits, punctuation) do not vote; a span with none of the
     others is "none"; ties go to the script listed first in SCRIPTS.
     """
-    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    if offsets.size and (offsets.min() < 0 or offsets.max() > len(per_char)):
-        raise ValueError(f"expected offsets within 0..{len(per_char)}, got {offsets.tolist()[:3]}")
+    offsets = np.asarray(offsets)
+    if offsets.size and (
+        offsets.ndim != 2 or offsets.shape[1] != 2 or offsets.dtype.kind not in "iu"
+    ):
+        raise ValueError(
+            f"expected offsets as integer (start, end) pairs, got {offsets.tolist()[:3]}"
+        )
+    offsets = offsets.astype(np.int64).reshape(-1, 2)
+    if offsets.size and (
+        offsets.min() < 0 or offsets.max() > len(per_char) or (offsets[:, 1] < offsets[:, 0]).any()
+    ):
+        raise ValueError(f"expected offsets within 0..{len(per_char)} with start <= end, got "
+                         f"{offsets.tolist()[:3]}")  # fmt: skip
     # Prefix sums of one-hot scripts: the votes inside any span are one subtraction.
     onehot = np.eye(len(SCRIPTS), dtype=np.int64)[per_char]
     prefix = np.concatenate([np.zeros((1, len(SCRIPTS)), np.int64), onehot.cumsum(0)])
@@ -133,11 +155,16 @@ def label_tokens(
     in an order shuffled with `seed` and cut into consecutive windows, the layout of
     `load_tokens`.
     """
+    if not isinstance(texts, Mapping) or not texts:
+        raise ValueError(f"texts must map languages to lists of documents, got {texts!r}"[:200])
     bad = [lang for lang in texts if lang not in LANGS]
     if bad:
         raise ValueError(f"expected languages in {LANGS}, got {bad}")
-    if seq_len < 2:
-        raise ValueError(f"expected seq_len >= 2, got {seq_len}")
+    for lang, docs in texts.items():
+        check_strings(docs, f"texts[{lang!r}]")
+        check_int(n_tokens[lang] if isinstance(n_tokens, Mapping) else n_tokens, "n_tokens")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 2:
+        raise ValueError(f"expected seq_len >= 2, got {seq_len!r}")
     rows, scripts, langs = [], [], []
     for lang, docs in texts.items():
         want = math.ceil(
@@ -168,6 +195,8 @@ def label_tokens(
 def heldout_texts(model_name: str, max_docs: int | None = None) -> dict[str, list[str]]:
     """Held-out documents by language: the offline corpus' eval split for mini, the eval rows
     of NeelNanda/c4-code-20k (one mixed "web" stream) for gelu-1l."""
+    if max_docs is not None:
+        check_int(max_docs, "max_docs")
     if model_name == "mini":
         from tutorial_sae.data.corpus import LANGUAGES, load_texts
 
@@ -241,6 +270,7 @@ def llr_proxy(counts: TokenCounts, concept: str, alpha: float = 1.0) -> Float[Te
     """
     if concept not in counts.counts:
         raise ValueError(f"expected a concept in {sorted(counts.counts)}, got {concept!r}")
+    check_real(alpha, "alpha")
     if alpha <= 0:
         raise ValueError(f"expected alpha > 0 (smoothing), got {alpha}")
 
@@ -283,6 +313,9 @@ def _read_asset() -> tuple[Path, dict]:
 def load_token_counts(tokenizer) -> TokenCounts:
     """The mini model's training-text token counts per concept, precomputed by
     `python -m tutorial_sae.build.specificity` (the corpus takes minutes to tokenize)."""
+    if not hasattr(tokenizer, "backend_tokenizer"):
+        raise ValueError(f"tokenizer must be a fast Hugging Face tokenizer (model.tokenizer), got "
+                         f"{type(tokenizer).__name__}")  # fmt: skip
     path, data = _read_asset()
     if data["tokenizer"] != vocab_fingerprint(tokenizer):
         raise ValueError(
@@ -295,6 +328,7 @@ def load_token_counts(tokenizer) -> TokenCounts:
 def counts_from_labels(data: LabelledTokens, d_vocab: int) -> TokenCounts:
     """TokenCounts of each concept's tokens in `data` itself, weighted by their share: the
     proxy for text with no language labels (gelu-1l's mixed web text)."""
+    check_int(d_vocab, "d_vocab")
     ids = data.tokens[:, 1:].flatten()
     group = (data.lang * len(SCRIPTS) + data.script)[:, 1:].flatten()
     streams = {c: ids[concept_groups(c)[group]].numpy() for c in CONCEPTS}

@@ -22,9 +22,11 @@ from tutorial_sae.analysis.scripts import (
     N_GROUPS,
     SCRIPTS,
     LabelledTokens,
+    check_concepts,
     concept_groups,
 )
 from tutorial_sae.data.activations import DEFAULT_HOOK, run_to_hook
+from tutorial_sae.utils import check_hook, check_index, check_int, check_sae
 
 # Neuron thresholds: log-spaced bin edges from 0.01 to 31.6; a neuron "fires" above the edge
 # a comparison picks (bin 0 holds everything at or below 0.01, negative GELU outputs included).
@@ -79,6 +81,11 @@ def scan_scripts(
     model, sae, data: LabelledTokens, batch_size: int = 16, hook: str = DEFAULT_HOOK
 ) -> ScriptScan:
     """Run `model` to `hook` and `sae.encode` over `data`, collecting a ScriptScan."""
+    if not isinstance(data, LabelledTokens):
+        raise ValueError(f"data must be a LabelledTokens (label_tokens), got {type(data).__name__}")
+    check_sae(sae)
+    check_int(batch_size, "batch_size")
+    check_hook(model, hook)
     if data.tokens.shape != data.script.shape or data.tokens.shape != data.lang.shape:
         raise ValueError(
             f"expected tokens, script and lang of one shape, got {tuple(data.tokens.shape)}, "
@@ -286,6 +293,7 @@ def summarize(
     scan: ScriptScan, concepts: tuple[str, ...] = ("han", "arabic")
 ) -> list[ConceptSummary]:
     """One ConceptSummary per concept present in `scan` (concepts with no tokens are skipped)."""
+    check_concepts(concepts)
     out = []
     for concept in concepts:
         if not scan.concept_mask(concept).any():
@@ -305,6 +313,7 @@ def summarize(
 def concept_shares(scan: ScriptScan, feature: int) -> dict[str, float]:
     """The share of a feature's activation mass on each concept (the rest falls on tokens of no
     concept: spaces, digits and punctuation outside code)."""
+    check_index(feature, "feature", len(scan.feature_mass))
     mass = scan.feature_mass[feature]
     total = mass.sum().clamp_min(1e-12)
     return {c: float(mass[concept_groups(c)].sum() / total) for c in CONCEPTS}

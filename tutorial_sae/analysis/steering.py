@@ -22,7 +22,16 @@ from tutorial_sae.analysis.interventions import (
 )
 from tutorial_sae.analysis.scripts import SCRIPTS, char_scripts
 from tutorial_sae.core.sae import SAE
-from tutorial_sae.data.activations import DEFAULT_HOOK, collect_activations
+from tutorial_sae.data.activations import DEFAULT_HOOK, check_tokens, collect_activations
+from tutorial_sae.utils import (
+    check_choice,
+    check_index,
+    check_int,
+    check_numbers,
+    check_real,
+    check_sae,
+    check_tensor,
+)
 
 # UTF-8 lead bytes of U+0600..U+06FF, the Arabic block: a token holding one of them but no whole
 # letter (half of a split character) still spells Arabic.
@@ -81,6 +90,9 @@ def find_script_feature(
 ) -> ScriptFeature:  # fmt: skip
     """The feature whose mean activation on `lang`'s tokens most exceeds its largest mean on
     any other language (BOS positions left out)."""
+    check_sae(sae)
+    if not isinstance(tokens_by_lang, Mapping):
+        raise ValueError(f"tokens_by_lang must map languages to tokens, got {tokens_by_lang!r}")
     if lang not in tokens_by_lang or len(tokens_by_lang) < 2:
         raise ValueError(
             f"expected tokens for {lang!r} and another language, got {list(tokens_by_lang)}"
@@ -109,6 +121,9 @@ def steering_edit(feature: int, multiple: float, max_act: float, mode: str = "cl
     """Clamp `feature` to, or add to it, `multiple` times its max activation, at every token."""
     if mode not in MODES:
         raise ValueError(f"expected a steering mode in {MODES}, got {mode!r}")
+    check_int(feature, "feature", 0)
+    check_real(multiple, "multiple")
+    check_real(max_act, "max_act")
     value = multiple * max_act
     return clamp_features(feature, value) if mode == "clamp" else add_to_features(feature, value)
 
@@ -142,6 +157,14 @@ def dose_response(
 ) -> DoseResponse:  # fmt: skip
     """Steer `feature` at each multiple of `max_act` (`steering_edit`, error term kept) and
     measure the next-token mass on the `token_mask` tokens and the change in the prompts' loss."""
+    check_sae(sae)
+    check_tokens(prompts, model)
+    if prompts.shape[1] < 2:
+        raise ValueError(f"prompts need >= 2 tokens (a loss), got shape {tuple(prompts.shape)}")
+    check_index(feature, "feature", sae.cfg.d_sae)
+    check_real(max_act, "max_act")
+    check_numbers(multiples, "multiples")
+    check_choice(mode, "mode", MODES)
     if token_mask.shape != (model.cfg.d_vocab,) or token_mask.dtype != torch.bool:
         raise ValueError(
             f"expected a bool mask of shape ({model.cfg.d_vocab},), got {token_mask.shape}"
@@ -173,8 +196,8 @@ def generate_with_sae(
 ) -> Int[Tensor, "batch pos_plus_n_new"]:  # fmt: skip
     """Greedy continuation by `n_new` tokens with `edit` applied at every position of every step
     (error term kept: no edit gives the clean model's greedy text)."""
-    if n_new < 1:
-        raise ValueError(f"expected n_new >= 1, got {n_new}")
+    check_tokens(tokens, model)
+    check_int(n_new, "n_new")
     if tokens.shape[1] + n_new > model.cfg.n_ctx:
         raise ValueError(
             f"expected prompt length + n_new <= n_ctx={model.cfg.n_ctx}, got {tokens.shape[1]} + {n_new}"
@@ -200,6 +223,11 @@ def continuations(
     multiples: Sequence[float], n_new: int = 20, mode: str = "clamp", hook: str = DEFAULT_HOOK,
 ) -> list[Continuation]:  # fmt: skip
     """The greedy continuation of one prompt at each dose (multiple 0 with mode "add": clean)."""
+    check_tensor(prompt, "prompt", 1, "int")
+    check_sae(sae)
+    check_index(feature, "feature", sae.cfg.d_sae)
+    check_numbers(multiples, "multiples")
+    check_choice(mode, "mode", MODES)
     prompt_text = model.tokenizer.decode(prompt[1:].tolist())
     out = []
     for multiple in multiples:

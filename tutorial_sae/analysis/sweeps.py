@@ -183,6 +183,14 @@ def default_path(name: str) -> Path:
     return assets_dir() / name
 
 
+def _path(path, default: str) -> Path:
+    if path is None:
+        return default_path(default)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a file path (str or Path) or None, got {path!r}")
+    return Path(path)
+
+
 class _Reader:
     """Checks one JSON file's structure, naming the file and the field in every error."""
 
@@ -245,7 +253,7 @@ def load_l1_sweep(path: str | os.PathLike | None = None) -> L1Sweep:
 
     Raises ValueError naming the file and field when the file is malformed.
     """
-    r = _Reader(Path(path) if path is not None else default_path(SWEEP_FILE), "l1_sweep")
+    r = _Reader(_path(path, SWEEP_FILE), "l1_sweep")
     raw = r.mapping(r.data, "the file", ("points", "chosen", "settings"))
     if not isinstance(raw["points"], list) or len(raw["points"]) < 5:
         raise r.fail("points", "a list of >= 5 sweep points", raw["points"])
@@ -267,7 +275,7 @@ def load_l1_sweep(path: str | os.PathLike | None = None) -> L1Sweep:
 
 def load_dead_feature_comparison(path: str | os.PathLike | None = None) -> DeadFeatureComparison:
     """The precomputed none / ghost / resample runs (default: `assets/mini/dead_features.json`)."""
-    r = _Reader(Path(path) if path is not None else default_path(DEAD_FILE), "dead_features")
+    r = _Reader(_path(path, DEAD_FILE), "dead_features")
     raw = r.mapping(r.data, "the file", ("runs", "settings"))
     runs_raw = r.mapping(raw["runs"], "runs", ())
     if not runs_raw:

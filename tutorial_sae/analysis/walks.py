@@ -10,7 +10,6 @@ re-encoded, so the walk stays on codes the SAE itself produces).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,8 +17,28 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from tutorial_sae.analysis.interventions import run_with_intervention
+from tutorial_sae.analysis.interpolation import (  # noqa: F401 - re-exported for chapter 7
+    Interpolation,
+    Predictions,
+    flip_alpha,
+    interpolate,
+    lerp,
+    predict_along,
+    slerp,
+)
 from tutorial_sae.core.sae import SAE
+from tutorial_sae.utils import (
+    check_choice,
+    check_int,
+    check_numbers,
+    check_real,
+    check_sae,
+    check_str,
+    check_tensor,
+    check_width,
+)
+
+MAX_ELEMENTS = 2**31  # a walk's directions beyond this would not fit in memory: refused
 
 WALK_KINDS = ("latent", "relu", "active", "decoder", "reprojected")
 METRICS = ("mse", "cosine", "distance", "l0", "consistency", "nearest")
@@ -32,11 +51,15 @@ def walk_directions(
 
     `support`, a bool [dim] mask, restricts the directions to those coordinates.
     """
-    if n_steps < 1 or n_seeds < 1 or dim < 1:
-        raise ValueError(f"expected n_steps, n_seeds, dim >= 1, got {n_steps}, {n_seeds}, {dim}")
+    for name, value in (("n_steps", n_steps), ("n_seeds", n_seeds), ("dim", dim), ("seed", seed)):
+        check_int(value, name, 0 if name == "seed" else 1)
+    if n_steps * n_seeds * dim > MAX_ELEMENTS:
+        raise ValueError(f"n_steps * n_seeds * dim = {n_steps * n_seeds * dim:,} floats would not "
+                         f"fit in memory (at most {MAX_ELEMENTS:,})")  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
     g = torch.randn(n_steps, n_seeds, dim, generator=gen)
     if support is not None:
+        check_tensor(support, "support", 1, "bool")
         if support.shape != (dim,) or not support.any():
             raise ValueError(f"expected a non-empty bool support of shape ({dim},), got {support}")
         g = g * support.to(g.dtype)
@@ -56,10 +79,12 @@ def random_walk(
 
     Every step has norm `step_size` before `project` (e.g. a ReLU clip); same seed, same walk.
     """
+    check_tensor(start, "start", (0, 1, 2, 3))
     if start.ndim != 1:
         raise ValueError(f"expected one start vector [dim], got shape {tuple(start.shape)}")
-    if not step_size > 0:
-        raise ValueError(f"expected a step size > 0, got {step_size}")
+    check_real(step_size, "step_size")
+    if step_size <= 0:
+        raise ValueError(f"expected a step size (step_size) > 0, got {step_size}")
     dirs = walk_directions(n_steps, n_seeds, start.shape[0], seed, support).to(start)
     z = start.expand(n_seeds, -1).clone()
     states = [z]
@@ -91,8 +116,10 @@ def walk(
     seed: int = 0,
 ) -> Walk:
     """One kind of walk (WALK_KINDS) from the token activation x0; points are what decodes."""
-    if kind not in WALK_KINDS:
-        raise ValueError(f"expected a walk kind in {WALK_KINDS}, got {kind!r}")
+    check_choice(kind, "walk kind", WALK_KINDS)
+    check_sae(sae)
+    check_tensor(x0, "x0", 1)
+    check_width(x0, sae.cfg.d_in, "x0", "the SAE's d_in")
     with torch.no_grad():
         z0 = sae.encode(x0)
         args = dict(n_steps=n_steps, step_size=step_size, n_seeds=n_seeds, seed=seed)
@@ -116,8 +143,11 @@ def isotropic_cosine(start_norm: float, step_size: float, n_steps: int) -> Float
     In high dimension the u_i are nearly orthogonal to x_0 and to each other, so
     |x_t|^2 ~ |x_0|^2 + t s^2 and x_0 . x_t ~ |x_0|^2: cos ~ 1 / sqrt(1 + t s^2 / |x_0|^2).
     """
-    if not start_norm > 0:
-        raise ValueError(f"expected a start norm > 0, got {start_norm}")
+    check_real(start_norm, "start_norm")
+    if start_norm <= 0:
+        raise ValueError(f"expected a start norm (start_norm) > 0, got {start_norm}")
+    check_real(step_size, "step_size", 0.0)
+    check_int(n_steps, "n_steps", 0)
     t = torch.arange(n_steps + 1, dtype=torch.float32)
     return 1 / torch.sqrt(1 + t * step_size**2 / start_norm**2)
 
@@ -125,16 +155,23 @@ def isotropic_cosine(start_norm: float, step_size: float, n_steps: int) -> Float
 def nearest_distance(
     points: Float[Tensor, "*batch d"], bank: Float[Tensor, "n d"], chunk: int = 4096
 ) -> Float[Tensor, "*batch"]:
-    """Euclidean distance from each point to its nearest row of `bank` (real activations)."""
-    if points.shape[-1] != bank.shape[-1]:
-        raise ValueError(f"expected points of width {bank.shape[-1]}, got {points.shape[-1]}")
+    """Euclidean distance from each point to its nearest row of `bank` (real activations);
+    the bank is cast to the points' float dtype."""
+    check_tensor(points, "points", tuple(range(1, 8)))
+    check_tensor(bank, "bank", 2, finite=False)  # a scan of a large bank per walk: see below
+    check_int(chunk, "chunk")
+    check_width(points, bank.shape[-1], "points", "the bank's width")
     flat = points.reshape(-1, points.shape[-1])
+    bank = bank.to(points.dtype)
     out = torch.cat([torch.cdist(c, bank).min(-1).values for c in flat.split(chunk)])
+    if not torch.isfinite(out).all():  # the points are finite, so the bank holds NaN/inf
+        raise ValueError("bank must be finite: some nearest distances came out NaN/inf")
     return out.reshape(points.shape[:-1])
 
 
 def data_radius(bank: Tensor, held_out: Tensor, quantile: float = 0.99) -> float:
     """The `quantile` of held-out real activations' nearest-bank distances: 'on the data' below."""
+    check_real(quantile, "quantile", 0.0, 1.0)
     return float(nearest_distance(held_out, bank).quantile(quantile))
 
 
@@ -143,6 +180,8 @@ def steps_on_data(nearest: Float[Tensor, "*batch T"], radius: float) -> Float[Te
 
     A walk that never leaves counts its full length (T - 1 steps).
     """
+    check_tensor(nearest, "nearest", tuple(range(1, 8)))
+    check_real(radius, "radius", 0.0)
     outside = nearest > radius
     first = torch.where(outside.any(-1), outside.float().argmax(-1), outside.shape[-1] - 1)
     return first.float()
@@ -153,6 +192,9 @@ def walk_metrics(
 ) -> dict[str, Tensor]:
     """The METRICS in `names` as [n_seeds, T+1]: squared error to x0, cosine and distance to the
     start (distance in the walk's own space), L0, |E(D(z)) - z| and nearest real activation."""
+    check_sae(sae)
+    check_tensor(x0, "x0", 1)
+    check_width(x0, sae.cfg.d_in, "x0", "the SAE's d_in")
     unknown = set(names) - set(METRICS)
     if unknown or ("nearest" in names and bank is None):
         raise ValueError(f"expected metric names in {METRICS} (nearest needs a bank), got {names}")
@@ -206,8 +248,15 @@ def run_walks(
 ) -> WalkStudy:
     """Every kind of walk at every step size from every start (start i uses seed + 1000 i);
     `metrics` names the walk_metrics to keep."""
-    if starts.ndim != 2 or len(starts) == 0:
-        raise ValueError(f"expected starts [n_starts, d_in], got shape {tuple(starts.shape)}")
+    check_sae(sae)
+    check_tensor(starts, "starts", 2)
+    for name, acts in (("starts", starts), ("bank", bank), ("held_out", held_out)):
+        check_width(acts, sae.cfg.d_in, name, "the SAE's d_in")
+    if isinstance(kinds, str) or not kinds:
+        raise ValueError(f"kinds must be a non-empty list of {WALK_KINDS}, got {kinds!r}")
+    for kind in kinds:
+        check_choice(kind, "kinds[i]", WALK_KINDS)
+    check_numbers(step_sizes, "step_sizes", 0.0)
     results: dict = {k: {} for k in kinds}
     paths: dict = {k: {} for k in kinds}
     for kind in kinds:
@@ -233,108 +282,6 @@ def run_walks(
     )
 
 
-def lerp(a: Tensor, b: Tensor, alphas: Float[Tensor, " n"]) -> Float[Tensor, "n d"]:
-    """(1 - alpha) a + alpha b for each alpha."""
-    alphas = alphas.to(a)[:, None]
-    return (1 - alphas) * a + alphas * b
-
-
-def slerp(a: Tensor, b: Tensor, alphas: Float[Tensor, " n"]) -> Float[Tensor, "n d"]:
-    """Spherical interpolation (Shoemake 1985): along the great circle, norms interpolated linearly.
-
-    sin((1 - alpha) theta) / sin(theta) a^ + sin(alpha theta) / sin(theta) b^, scaled to
-    (1 - alpha)|a| + alpha|b|; lerp of the unit vectors when a and b are (anti)parallel.
-    """
-    alphas = alphas.to(a)[:, None]
-    na, nb = a.norm(), b.norm()
-    if na == 0 or nb == 0:
-        raise ValueError("expected two non-zero vectors to slerp between, got a zero vector")
-    ua, ub = a / na, b / nb
-    theta = torch.arccos(torch.clamp(ua @ ub, -1.0, 1.0))
-    if float(torch.sin(theta)) < 1e-6:
-        direction = lerp(ua, ub, alphas[:, 0])
-    else:
-        direction = (torch.sin((1 - alphas) * theta) * ua + torch.sin(alphas * theta) * ub) / (
-            torch.sin(theta)
-        )
-    return direction * ((1 - alphas) * na + alphas * nb)
-
-
-@dataclass
-class Predictions:
-    """What the model predicts with each point spliced in: top tokens [n, k], probs [n, k], KL [n]."""
-
-    top_tokens: Tensor
-    top_probs: Tensor
-    kl: Tensor
-    probs: Tensor  # [n, d_vocab]
-
-
-def predict_along(
-    model,
-    tokens: Int[Tensor, " pos"],
-    position: int,
-    points: Float[Tensor, "n d_in"],
-    start: Tensor | None = None,
-    top_k: int = 5,
-) -> Predictions:
-    """Next-token prediction at `position` of `tokens` with each point spliced in at the hook.
-
-    With `start` None the model reads each point in place of its activation (the splice of a
-    reconstruction); with `start` given it reads its own activation plus (point - start).
-    KL is KL(p_0 || p_i) from the first point's prediction.
-    """
-    if tokens.ndim != 1 or not 0 <= position < len(tokens):
-        raise ValueError(f"expected 1-D tokens and 0 <= position < {len(tokens)}, got {position}")
-    batch = tokens[: position + 1].expand(len(points), -1)
-
-    def splice(act: Tensor) -> Tensor:
-        act = act.clone()
-        p = points.to(act)
-        act[:, position] = p if start is None else act[:, position] + p - start.to(act)
-        return act
-
-    logits = run_with_intervention(model, batch, splice)[:, position].float()
-    logp = logits.log_softmax(-1)
-    kl = (logp[0].exp() * (logp[0] - logp)).sum(-1).clamp_min(0)
-    top = logp.exp().topk(top_k, dim=-1)
-    return Predictions(top.indices.cpu(), top.values.cpu(), kl.cpu(), logp.exp().cpu())
-
-
-@dataclass
-class Interpolation:
-    """Decoded points [n_alpha, d_in] of each method (lerp, slerp, reencoded) between two codes."""
-
-    alphas: Tensor
-    points: dict[str, Tensor]
-    codes: dict[str, Tensor]
-
-
-def interpolate(sae: SAE, x_a: Tensor, x_b: Tensor, n: int = 21) -> Interpolation:
-    """lerp and slerp of the two codes, and the codes of the lerp of the activations (re-encoded).
-
-    The decoder is affine, so decode(lerp(z_a, z_b)) = lerp(decode(z_a), decode(z_b)).
-    """
-    alphas = torch.linspace(0, 1, n)
-    with torch.no_grad():
-        z_a, z_b = sae.encode(x_a), sae.encode(x_b)
-        codes = {
-            "lerp": lerp(z_a, z_b, alphas),
-            "slerp": slerp(z_a, z_b, alphas),
-            "reencoded": sae.encode(lerp(x_a, x_b, alphas)),
-        }
-        points = {k: sae.decode(c) for k, c in codes.items()}
-    return Interpolation(alphas, points, codes)
-
-
-def flip_alpha(alphas: Tensor, top_tokens: Tensor, to: int | None = None) -> float:
-    """First alpha whose top-1 token is `to` (with `to` None: differs from alpha 0's top-1);
-    nan when that never happens."""
-    top = top_tokens[:, 0]
-    hit = top != top[0] if to is None else top == to
-    return float(alphas[hit.nonzero()[0, 0]]) if hit.any() else math.nan
-
-
 @dataclass
 class WalkData:
     """Real activations: a bank to measure distances to, held-out ones, and the walks' starts."""
@@ -353,6 +300,10 @@ def walk_data(
     from eval positions >= 8 (some context before them)."""
     from tutorial_sae.data.activations import collect_activations
 
+    check_int(n_starts, "n_starts")
+    if n_starts > len(eval_tokens) or eval_tokens.ndim != 2 or eval_tokens.shape[1] <= 8:
+        raise ValueError(f"eval_tokens must hold >= n_starts={n_starts} rows of > 8 tokens, got "
+                         f"shape {tuple(eval_tokens.shape)}")  # fmt: skip
     bank = collect_activations(model, train_tokens, progress=False)[:, 1:].flatten(0, 1)
     acts = collect_activations(model, eval_tokens, progress=False)
     gen = torch.Generator().manual_seed(seed)
@@ -363,6 +314,9 @@ def walk_data(
 
 def pca_2d(bank: Float[Tensor, "n d"]) -> tuple[Tensor, Tensor]:
     """Mean [d] and top two principal directions [2, d] of the real activations."""
+    check_tensor(bank, "bank", 2, min_rows=2)
+    if bank.shape[1] < 2:
+        raise ValueError(f"bank needs >= 2 dimensions for two directions, got {tuple(bank.shape)}")
     mean = bank.mean(0)
     centred = bank - mean
     # The d x d covariance's eigenvectors: far cheaper than an SVD of the n x d bank.
@@ -374,5 +328,6 @@ def prompt_point(model, text: str) -> tuple[Int[Tensor, " pos"], Float[Tensor, "
     """A prompt's tokens (BOS first) and the activation at its last token."""
     from tutorial_sae.data.activations import run_to_hook
 
-    tokens = model.to_tokens(text)[0].cpu()
+    check_str(text, "text")
+    tokens = model.to_tokens(text, truncate=False)[0].cpu()  # too long: run_to_hook refuses it
     return tokens, run_to_hook(model, tokens[None])[0, -1].cpu()

@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from tutorial_sae.utils import check_activations
+from tutorial_sae.utils import check_activations, check_real, check_same_shape, check_tensor
 
 DENSE_THRESHOLD = 0.1
 
@@ -62,22 +62,41 @@ def explained_variance(x: Float[Tensor, "batch d_in"], x_hat: Float[Tensor, "bat
 def feature_density(f: Float[Tensor, "... d_sae"]) -> Float[Tensor, " d_sae"]:
     """Fraction of tokens on which each feature fires (f_i > 0)."""
     if isinstance(f, Tensor) and f.ndim >= 1 and f.numel() == 0:
-        raise ValueError(f"feature_density needs at least one token, got shape {tuple(f.shape)}")
+        raise ValueError(f"f must hold at least one token, got shape {tuple(f.shape)}")
     _check(f, "f")
     return (f.reshape(-1, f.shape[-1]) > 0).float().mean(0)
 
 
 def _as_density(f_or_density: Tensor) -> Tensor:
-    return f_or_density if f_or_density.ndim == 1 else feature_density(f_or_density)
+    if not isinstance(f_or_density, Tensor) or f_or_density.ndim == 0:
+        raise ValueError(
+            f"f_or_density must be a tensor [d_sae] or [..., d_sae], got {f_or_density!r}"[:200]
+        )
+    if isinstance(f_or_density, Tensor) and f_or_density.ndim == 1:
+        check_tensor(f_or_density, "f_or_density", 1, "float")
+        if f_or_density.min() < 0 or f_or_density.max() > 1:
+            raise ValueError(
+                "f_or_density must hold fractions in [0, 1] (a 1-D input is read as densities; pass "
+                f"feature activations as [..., d_sae]), got values from "
+                f"{float(f_or_density.min()):g} to {float(f_or_density.max()):g}"
+            )
+        return f_or_density
+    if isinstance(f_or_density, Tensor) and f_or_density.ndim > 1:
+        check_tensor(f_or_density, "f_or_density")
+    return feature_density(f_or_density)
 
 
 def dead_fraction(f_or_density: Tensor) -> float:
-    """Fraction of features that never fired (density 0) over the tokens given."""
+    """Fraction of features that never fired (density 0) over the tokens given.
+
+    A 1-D input is read as densities in [0, 1], anything else as activations [..., d_sae].
+    """
     return float((_as_density(f_or_density) == 0).float().mean())
 
 
 def dense_fraction(f_or_density: Tensor, threshold: float = DENSE_THRESHOLD) -> float:
     """Fraction of features that fire on more than `threshold` (10%) of tokens."""
+    check_real(threshold, "threshold", 0.0, 1.0)
     return float((_as_density(f_or_density) > threshold).float().mean())
 
 
@@ -87,6 +106,9 @@ def firing_counts(f: Float[Tensor, "... d_sae"]) -> Int[Tensor, " d_sae"]:
     Counts add across batches exactly, which densities in float32 do not; density is
     counts / n_tokens.
     """
+    check_tensor(f, "f", kind="real")
+    if f.ndim < 1 or f.is_floating_point():
+        _check(f, "f")
     f2 = f.reshape(-1, f.shape[-1])
     return (f2 > 0).sum(0, dtype=torch.int64)
 
@@ -132,11 +154,17 @@ def density_histogram(
     metrics.json and l1_sweep.json): bins from floor(log10(1 / n_tokens)) to 0, dead
     features counted apart.
     """
-    if not isinstance(counts, Tensor) or counts.ndim != 1 or counts.is_floating_point():
+    if (
+        not isinstance(counts, Tensor)
+        or counts.ndim != 1
+        or counts.is_floating_point()
+        or counts.dtype == torch.bool
+        or counts.numel() == 0
+    ):
         got = (
             f"{counts.dtype} {tuple(counts.shape)}" if isinstance(counts, Tensor) else type(counts)
         )
-        raise ValueError(f"expected 1-D integer firing counts [d_sae], got {got}")
+        raise ValueError(f"expected non-empty 1-D integer firing counts [d_sae], got {got}")
     largest = int(counts.max()) if counts.numel() else 0
     bad_n = isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1
     if bad_n or largest > n_tokens or (counts.numel() and int(counts.min()) < 0):
@@ -144,13 +172,13 @@ def density_histogram(
             f"expected counts >= 0 and an int n_tokens >= 1 and >= every count, got "
             f"n_tokens {n_tokens!r} (largest count {largest})"
         )
-    if not isinstance(bins, int) or bins < 1:
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
         raise ValueError(f"expected bins to be a positive int, got {bins!r}")
     low = math.floor(math.log10(1 / n_tokens))
     alive = counts[counts > 0].double()
     # Clamped because float rounding can put a density of exactly 1 / n_tokens a hair below
     # the first edge, where histc would silently drop it.
-    log_alive = (alive / n_tokens).log10().clamp(low, 0.0)
+    log_alive = (alive / float(n_tokens)).log10().clamp(low, 0.0)
     hist = torch.histc(log_alive, bins=bins, min=low, max=0.0)
     edges = torch.linspace(low, 0.0, bins + 1, dtype=torch.float64)
     return DensityHistogram(
@@ -165,10 +193,22 @@ def ce_loss_recovered(clean, reconstructed, ablated):
     """Share of the ablation's loss gap that the reconstruction recovers (Nanda's run1 metric).
 
     (ablated - reconstructed) / (ablated - clean): 1 when splicing in the SAE costs nothing,
-    0 when it is as bad as the ablation. Elementwise on tensors; for plain numbers a zero gap
-    gives NaN rather than an error.
+    0 when it is as bad as the ablation. Elementwise on tensors of one shape. Where the gap is
+    zero the share is undefined: NaN (a documented result, for numbers and tensor elements
+    alike); non-finite or non-numeric losses raise a ValueError.
     """
+    names = ("clean", "reconstructed", "ablated")
+    values = (clean, reconstructed, ablated)
+    if any(isinstance(v, Tensor) for v in values):
+        for name, v in zip(names, values, strict=True):
+            check_tensor(v, name, nonempty=False)
+        check_same_shape(clean, reconstructed, "clean and reconstructed")
+        check_same_shape(clean, ablated, "clean and ablated")
+        gap = ablated - clean
+        return torch.where(gap == 0, torch.nan, (ablated - reconstructed) / gap)
+    for name, v in zip(names, values, strict=True):
+        check_real(v, name)
     gap = ablated - clean
-    if not isinstance(gap, Tensor) and gap == 0:
+    if gap == 0:
         return float("nan")
     return (ablated - reconstructed) / gap

@@ -10,17 +10,22 @@ pass on the exported folder gives the same features and reconstructions
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from tutorial_sae.core.sae import SAE, SAEConfig
 from tutorial_sae.data.activations import DEFAULT_HOOK
 from tutorial_sae.paths import atomic_write_bytes, atomic_write_json
+from tutorial_sae.utils import (
+    check_device,
+    check_int,
+    check_tensor,
+    read_json_object,
+    read_safetensors,
+)
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -53,8 +58,16 @@ def export_saelens(
     for name, value in (("model_name", model_name), ("hook_name", hook_name)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"expected a non-empty string {name}, got {value!r}")
+    if context_size is not None:
+        check_int(context_size, "context_size")
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"folder must be a folder (it will hold {CFG_FILE}), got the file {folder}"
+        )
     tensors = {k: getattr(sae, k).detach().cpu().contiguous() for k in KEYS}
+    for key, value in tensors.items():
+        check_tensor(value, f"sae.{key}")
     dtype = str(tensors["W_enc"].dtype).removeprefix("torch.")
     metadata = {
         "model_name": model_name,
@@ -92,16 +105,15 @@ def import_saelens(folder: str | Path, device: str | torch.device = "cpu") -> SA
     applied to the input, activation normalisation or reshaping (this SAE has neither),
     missing or ill-shaped tensors, non-finite weights.
     """
+    check_device(device)
     folder = Path(folder)
     cfg_path, weights_path = folder / CFG_FILE, folder / WEIGHTS_FILE
-    if not cfg_path.is_file() or not weights_path.is_file():
-        raise FileNotFoundError(f"expected {CFG_FILE} and {WEIGHTS_FILE} in {folder}")
+    if not cfg_path.exists() or not weights_path.exists():
+        raise FileNotFoundError(f"expected {CFG_FILE} and {WEIGHTS_FILE} in the folder {folder}")
     try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _fail(cfg_path, f"not JSON ({err})") from err
-    if not isinstance(cfg, dict):
-        raise _fail(cfg_path, f"expected a JSON object, got {type(cfg).__name__}")
+        cfg = read_json_object(cfg_path, CFG_FILE)
+    except ValueError as err:
+        raise _fail(cfg_path, str(err)) from err
     expected = {
         "architecture": "standard",
         "apply_b_dec_to_input": True,
@@ -115,6 +127,9 @@ def import_saelens(folder: str | Path, device: str | torch.device = "cpu") -> SA
     metadata = cfg.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise _fail(cfg_path, f"expected metadata to be an object, got {type(metadata).__name__}")
+    for key in ("model_name", "hook_name"):
+        if not isinstance(metadata.get(key), (str, type(None))):
+            raise _fail(cfg_path, f"expected metadata.{key} to be a string, got {metadata[key]!r}")
     l1 = metadata.get(L1_KEY, 0.0)
     try:
         sae_cfg = SAEConfig(
@@ -125,18 +140,13 @@ def import_saelens(folder: str | Path, device: str | torch.device = "cpu") -> SA
         )
     except ValueError as err:
         raise _fail(cfg_path, str(err)) from err
-    try:
-        state = load_file(weights_path)
-    except (SafetensorError, OSError) as err:
-        raise _fail(weights_path, f"not a readable safetensors file ({err})") from err
     sae = SAE(sae_cfg)
     shapes = {k: tuple(getattr(sae, k).shape) for k in KEYS}
-    got = {k: tuple(v.shape) for k, v in state.items() if k in KEYS}
-    if got != shapes:
-        raise _fail(weights_path, f"expected tensors {shapes}, got {got}")
-    for key in KEYS:
-        if not torch.isfinite(state[key]).all():
-            raise _fail(weights_path, f"{key} holds NaN or inf values")
+    try:
+        # Extra tensors (e.g. SAELens's own buffers) are ignored; ours must be there, float, finite.
+        state, _ = read_safetensors(weights_path, shapes, extra_ok=True, name=WEIGHTS_FILE)
+    except ValueError as err:
+        raise _fail(weights_path, str(err)) from err
     with torch.no_grad():
         for key in KEYS:
             getattr(sae, key).copy_(state[key].float())

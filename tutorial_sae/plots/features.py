@@ -19,6 +19,7 @@ from torch import Tensor
 
 from tutorial_sae.analysis.features import Context, FeatureCard
 from tutorial_sae.analysis.neighbourhoods import CompletenessCurve, DictionaryMatch, SplittingFamily
+from tutorial_sae.utils import check_tensor, check_width
 
 LABEL_COLOURS = {
     "en": "#1f77b4",
@@ -147,11 +148,23 @@ def neighbours_html(
     )
 
 
+def _check_points(coords: Tensor, labels: Tensor, dim: int, name: str = "coords") -> None:
+    check_tensor(coords, name, 2)
+    check_width(coords, dim, name, f"{dim}-D points")
+    check_tensor(labels, "labels", 1, "int")
+    if len(labels) != len(coords):
+        raise ValueError(f"expected coords [n, {dim}] and labels [n], got {tuple(coords.shape)} "
+                         f"and {len(labels)}")  # fmt: skip
+
+
 def plot_cosine_histograms(
     enc_dec: Tensor, nearest_decoder: Tensor, nearest_encoder: Tensor, name: str
 ) -> Figure:
     """Left: cos(encoder, decoder) of each feature. Right: each feature's nearest-neighbour
     cosine among decoder directions and among encoder directions."""
+    for arg, value in (("enc_dec", enc_dec), ("nearest_decoder", nearest_decoder),
+                       ("nearest_encoder", nearest_encoder)):  # fmt: skip
+        check_tensor(value, arg, 1)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.hist(enc_dec.numpy(), bins=40, color="#555555")
     left.set_title(f"{name}: encoder vs decoder direction")
@@ -174,6 +187,8 @@ def plot_projections(
     """Up to two 2D projections side by side, one dot per feature, coloured by label."""
     if not 1 <= len(coords) <= 2:
         raise ValueError(f"expected one or two projections, got {len(coords)}")
+    for method, xy in coords.items():
+        _check_points(xy, labels, 2, f"coords[{method!r}]")
     fig, axes = plt.subplots(1, len(coords), figsize=(10 if len(coords) == 2 else 5.5, 4.8),
                              squeeze=False)  # fmt: skip
     for ax, (method, xy) in zip(axes.flat, coords.items(), strict=True):
@@ -268,10 +283,7 @@ def rotating_3d_html(
 ) -> HtmlBlock:  # fmt: skip
     """A self-contained 3D scatter (canvas + 30 lines of inline JavaScript, no library, no CDN):
     it spins until dragged, so it works offline in the built book."""
-    if coords.ndim != 2 or coords.shape[1] != 3 or len(labels) != len(coords):
-        raise ValueError(
-            f"expected coords [n, 3] and labels [n], got {tuple(coords.shape)} and {len(labels)}"
-        )
+    _check_points(coords, labels, 3)
     xyz = coords - coords.mean(0)
     xyz = xyz / xyz.abs().max().clamp_min(1e-9)
     keep = labels >= 0
@@ -296,6 +308,7 @@ def plot_3d_static(
     coords: Tensor, labels: Tensor, label_names: Sequence[str], title: str
 ) -> Figure:
     """A still of the 3D projection (the static companion of `rotating_3d_html`)."""
+    _check_points(coords, labels, 3)
     fig = plt.figure(figsize=(6, 5))
     ax = fig.add_subplot(projection="3d")
     for i, name in enumerate(label_names):

@@ -16,6 +16,7 @@ from tutorial_sae.analysis.prompts import PromptRow
 from tutorial_sae.analysis.scripts import concept_groups
 from tutorial_sae.analysis.specificity import NEURON_EDGES, ConceptSummary, ScriptScan
 from tutorial_sae.plots.fonts import shape_text, use_book_fonts
+from tutorial_sae.utils import check_tensor
 
 # Proxy buckets of log P(t | concept) / P(t), from "unlike the concept" to "typical of it". The
 # proxy cannot exceed log(1 / the concept's share of the training mix): 1.4 for Han (25%), 1.9
@@ -49,6 +50,8 @@ def plot_proxy_histograms(
     import pandas as pd
     import seaborn as sns
 
+    check_tensor(acts, "acts", 1)
+    check_tensor(proxy, "proxy", 1)
     if acts.shape != proxy.shape:
         raise ValueError(
             f"expected acts and proxy of one shape, got {acts.shape} and {proxy.shape}"

@@ -59,6 +59,8 @@ SCRIPT = """
 
 def figure_png(fig: Figure, dpi: int = 72) -> bytes:
     """The figure as PNG bytes (closed afterwards, so a loop of frames leaks no figures)."""
+    if not hasattr(fig, "savefig"):
+        raise ValueError(f"expected a matplotlib Figure (draw must return one), got {fig!r}"[:200])
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)

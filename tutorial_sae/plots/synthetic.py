@@ -12,6 +12,7 @@ from torch import Tensor
 
 from tutorial_sae.core.decoder_norms import SafeguardComparison
 from tutorial_sae.core.synthetic import RECOVERY_THRESHOLD
+from tutorial_sae.utils import check_real, check_tensor
 
 
 class _Log(Protocol):
@@ -44,6 +45,8 @@ def plot_recovery(
     best_cos: Float[Tensor, " n_features"], threshold: float = RECOVERY_THRESHOLD
 ) -> Figure:
     """Histogram of each true feature's best cosine with a decoder direction, threshold dashed."""
+    check_tensor(best_cos, "best_cos", 1)
+    check_real(threshold, "threshold", -1.0, 1.0)
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.hist(best_cos, bins=50, range=(0, 1))
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"recovered: cos ≥ {threshold:g}")

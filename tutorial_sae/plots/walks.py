@@ -9,6 +9,7 @@ from matplotlib.ticker import MaxNLocator
 
 from tutorial_sae.analysis.walks import Predictions, WalkStudy, isotropic_cosine, pca_2d
 from tutorial_sae.plots.static_widget import frame_slider
+from tutorial_sae.utils import check_index
 
 KIND_COLOURS = {
     "latent": "tab:blue",
@@ -178,6 +179,7 @@ def plot_walk_kinds(study: WalkStudy, step_size: float) -> Figure:
 
 def token_label(tokenizer, token: int) -> str:
     """A token as readable text: whitespace made visible, long tokens cut."""
+    check_index(token, "token", len(tokenizer))
     text = tokenizer.decode([int(token)]).replace("\n", "⏎").replace(" ", "·")
     return text if len(text) <= 10 else text[:9] + "…"
 
