@@ -258,3 +258,34 @@ def test_broken_projection_files_are_refused(tmp_path, data, words):
         load_projections(sae, path)
     assert all(w in str(err.value) for w in words), err.value
     assert load_projections(sae, tmp_path / "missing.json") is None
+
+
+@pytest.mark.parametrize(
+    ("weights", "words"),
+    [
+        (b"", "empty"),
+        (pickle.dumps(_sae_tensors()), "pickle|truncated"),
+        (save(_sae_tensors(W_enc=torch.full((4, 6), NAN))), "NaN|finite"),
+        (save(_sae_tensors(b_dec=None)), "b_dec"),
+    ],
+)
+def test_sae_load_refuses_broken_weights_by_file(tmp_path, weights, words):
+    SAE(SAEConfig(d_in=4, d_sae=6, l1_coeff=1.0)).save(tmp_path)
+    (tmp_path / "sae.safetensors").write_bytes(weights)
+    with pytest.raises(ValueError, match=words) as err:
+        SAE.load(tmp_path)
+    assert "sae.safetensors" in str(err.value)
+
+
+def test_fact_model_config_without_its_keys_is_refused_by_name(tmp_path):
+    import shutil
+
+    from tutorial_sae.models.facts import facts_dir, load_fact_model
+
+    for name in ("model.safetensors", "config.json"):
+        shutil.copy(facts_dir() / name, tmp_path / name)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    del meta["world"]
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="config.json.*world"):
+        load_fact_model(tmp_path)

@@ -157,6 +157,20 @@ def test_resume_refuses_a_different_config(toy, tmp_path):
         train_sae_on(toy.x, toy_cfg(lr=1e-2), progress=False, checkpoint_dir=tmp_path, resume=True)
 
 
+def test_resume_refuses_a_foreign_checkpoint_by_name_before_training(toy, tmp_path):
+    """A safetensors file in the checkpoint's place that is not this trainer's: a ValueError
+    naming what is missing, not a KeyError from deep inside the restore."""
+    from safetensors.torch import save_file
+
+    from tutorial_sae.training.checkpoint import checkpoint_path
+
+    train_sae_on(toy.x, toy_cfg(n_steps=10), progress=False, checkpoint_dir=tmp_path)
+    path = checkpoint_path(tmp_path)
+    save_file({"W": torch.zeros(2, 2)}, str(path), metadata={"meta": "{}"})
+    with pytest.raises(ValueError, match="sae.W_enc|meta lacks"):
+        train_sae_on(toy.x, toy_cfg(), progress=False, checkpoint_dir=tmp_path, resume=True)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(toy, tmp_path):
     batches = [toy.x[i * 128 : (i + 1) * 128] for i in range(12)]
     cfg = toy_cfg(n_steps=12)

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Bool, Float
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 from torch import Tensor, nn
 
 from tutorial_sae.paths import atomic_write_bytes
-from tutorial_sae.utils import check_activations, check_dead_mask, check_int, check_number
+from tutorial_sae.utils import (
+    check_activations,
+    check_dead_mask,
+    check_int,
+    check_number,
+    read_json_object,
+    read_safetensors,
+)
 
 WEIGHTS_FILE = "sae.safetensors"
 CONFIG_FILE = "cfg.json"
@@ -150,17 +157,15 @@ class SAE(nn.Module):
         if not weights.is_file() or not cfg_file.is_file():
             raise FileNotFoundError(f"expected {WEIGHTS_FILE} and {CONFIG_FILE} in {path}")
         try:
-            raw = json.loads(cfg_file.read_text())
+            raw = read_json_object(cfg_file, "SAE config")
             known = {f.name for f in fields(SAEConfig)}
             cfg = SAEConfig(**{k: v for k, v in raw.items() if k in known})
-        except (json.JSONDecodeError, TypeError) as err:
+        except (TypeError, ValueError) as err:
             raise ValueError(f"{cfg_file} is not a valid SAE config: {err}") from err
         sae = cls(cfg)
-        state = load_file(weights)
+        # Names, shapes, float dtype and finiteness checked, naming the file; never unpickled.
         expected = {k: tuple(v.shape) for k, v in sae.state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in state.items()}
-        if expected != got:
-            raise ValueError(f"{weights} holds tensors {got}, expected {expected} from {cfg_file}")
+        state, _ = read_safetensors(weights, expected, name="SAE weights")
         sae.load_state_dict({k: v.float() for k, v in state.items()})
         return sae.to(device)
 

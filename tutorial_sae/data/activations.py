@@ -35,8 +35,12 @@ def check_tokens(tokens: Tensor, model=None) -> None:
             f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, Tensor) else type(tokens)
         )
         raise ValueError(f"tokens must be an integer tensor of shape [batch, pos], got {got}")
-    if model is None or tokens.numel() == 0:
+    if model is None:
         return
+    if tokens.numel() == 0:
+        raise ValueError(
+            f"tokens must hold at least one token to run the model on, got shape {tuple(tokens.shape)}"
+        )
     cfg = model.cfg
     low, high = int(tokens.min()), int(tokens.max())
     if low < 0 or high >= cfg.d_vocab:

@@ -7,7 +7,6 @@ Built here, trained by `tutorial_sae.training.lm`, shipped in `assets/facts/` by
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.data.facts import FactWorld, FactWorldConfig
 from tutorial_sae.paths import atomic_write_bytes, atomic_write_json, package_dir
+from tutorial_sae.utils import read_json_object, read_safetensors
 
 MODEL_FILES = ("model.safetensors", "config.json")
 
@@ -104,8 +104,6 @@ def save_fact_model(fm: FactModel, folder: Path, extra: dict | None = None) -> N
 
 def load_fact_model(folder: str | Path | None = None) -> FactModel:
     """The shipped fact model (or one saved in `folder`), in eval mode on the CPU."""
-    from safetensors.torch import load_file
-
     folder = facts_dir() if folder is None else Path(folder)
     missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
     if missing:
@@ -113,15 +111,23 @@ def load_fact_model(folder: str | Path | None = None) -> FactModel:
             f"expected {MODEL_FILES} in {folder}, missing {missing}: "
             "run `python -m tutorial_sae.build.fact_model`"
         )
-    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    world = FactWorld(FactWorldConfig(**meta["world"]))
-    cfg = FactModelConfig(**meta["model"])
-    if meta["d_vocab"] != len(world.tokenizer):
+    meta = read_json_object(folder / "config.json", "fact model config")
+    try:
+        world = FactWorld(FactWorldConfig(**meta["world"]))
+        cfg = FactModelConfig(**meta["model"])
+        d_vocab = meta["d_vocab"]
+    except (KeyError, TypeError) as err:
+        raise ValueError(
+            f"{folder / 'config.json'} is not a fact model config (keys world, model, "
+            f"d_vocab): {type(err).__name__}: {err}"
+        ) from err
+    if d_vocab != len(world.tokenizer):
         raise ValueError(
             f"expected a vocabulary of {len(world.tokenizer)} words, the file says {meta['d_vocab']}"
         )
     model = build_fact_model(cfg, len(world.tokenizer))
-    result = model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+    weights, _ = read_safetensors(folder / "model.safetensors", name="fact model weights")
+    result = model.load_state_dict(weights, strict=False)
     # Only the attention masks (buffers rebuilt from the config) are left out of the file.
     missing = [k for k in result.missing_keys if not k.endswith(("mask", "IGNORE"))]
     if missing or result.unexpected_keys:
@@ -144,7 +150,7 @@ def load_fact_sae(folder: str | Path | None = None) -> SAE:
 def fact_metadata(folder: str | Path | None = None) -> dict:
     """The shipped config.json (model, world, edit layer, training record)."""
     folder = facts_dir() if folder is None else Path(folder)
-    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return read_json_object(folder / "config.json", "fact model config")
 
 
 def torch_state_equal(a, b) -> bool:

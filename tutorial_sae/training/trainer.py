@@ -273,6 +273,10 @@ def _cfg_dict(cfg: TrainConfig) -> dict:
     return d
 
 
+# What a checkpoint holds besides the SAE and the optimiser: the random states and dead counters.
+_RUN_TENSORS = ("rng.torch", "rng.trainer", "run.steps_since_fired", "run.fire_counts")
+
+
 def _restore(ckpt: Checkpoint, cfg, sae, optimizer, source, gen, device) -> _RunState:
     saved = ckpt.meta["cfg"]
     mine = _cfg_dict(cfg)
@@ -283,6 +287,9 @@ def _restore(ckpt: Checkpoint, cfg, sae, optimizer, source, gen, device) -> _Run
             f"(checkpoint {[saved.get(k) for k in changed]}, now {[mine[k] for k in changed]})"
         )
     t = ckpt.tensors
+    missing = [k for k in _RUN_TENSORS if k not in t]
+    if missing:
+        raise ValueError(f"cannot resume: the checkpoint lacks the trainer's tensors {missing}")
     sae.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("sae.")})
     load_optimizer_tensors(optimizer, {k: v.to(device) for k, v in t.items()})
     source.load_state_dict({k[7:]: v for k, v in t.items() if k.startswith("source.")})
@@ -335,7 +342,15 @@ def _train(source, cfg, sae, progress, checkpoint_dir, resume) -> TrainResult:
         steps_since_fired=torch.zeros(sae.cfg.d_sae, dtype=torch.long, device=device),
         fire_counts=torch.zeros(sae.cfg.d_sae, dtype=torch.float64, device=device),
     )
-    ckpt = load_checkpoint(checkpoint_dir) if resume else None
+    ckpt = (
+        load_checkpoint(
+            checkpoint_dir,
+            expected={f"sae.{k}": tuple(v.shape) for k, v in sae.state_dict().items()},
+            meta_keys=("cfg", "step", "seconds", "tokens_since_resample", "log"),
+        )
+        if resume
+        else None
+    )
     if ckpt is not None:
         state = _restore(ckpt, cfg, sae, optimizer, source, gen, device)
     dtype = _matmul_dtype(cfg, device)
