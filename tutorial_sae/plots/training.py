@@ -61,11 +61,18 @@ def _steps(log: Log) -> list[float]:
     return list(steps)
 
 
+def _two_over_one(fig: Figure) -> list:
+    """Three axes: two side by side, one spanning the row below (at most two per row)."""
+    grid = fig.add_gridspec(2, 2)
+    return [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
+
+
 def plot_training_log(log: Log, title: str = "Training an SAE") -> Figure:
     """Four panels over steps: the loss parts, L0, the dead fraction and explained variance."""
     steps = _steps(log)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    ax_loss, ax_l0, ax_dead, ax_ev = axes
+    # Two panels per row: the text column of the book holds no more without shrinking labels.
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    (ax_loss, ax_l0), (ax_dead, ax_ev) = axes
     ax_loss.plot(steps, _series(log, "mse"), label="squared error")
     ax_loss.plot(steps, _series(log, "l1"), label="L1 × l1_coeff")
     # The ghost term is 0 while no feature is dead (a gap on a log axis), and by construction
@@ -91,7 +98,8 @@ def plot_training_log(log: Log, title: str = "Training an SAE") -> Figure:
 
 def plot_dead_feature_comparison(comparison: DeadFeatureComparison) -> Figure:
     """Dead fraction, L0 and explained variance over steps, one line per dead-feature method."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig = plt.figure(figsize=(11, 7.5))
+    axes = _two_over_one(fig)
     panels = (
         ("dead_fraction", "Dead features", "fraction not fired in window", False),
         ("l0", "Active features per token", "L0", True),
@@ -185,7 +193,8 @@ def plot_density_histogram(point: SweepPoint, ax=None) -> Figure:
 def plot_l1_sweep(sweep: L1Sweep, selected: float | None = None) -> Figure:
     """L0 vs explained variance, L0 vs CE loss recovered, and the density histogram of `selected`."""
     selected = sweep.chosen if selected is None else selected
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    fig = plt.figure(figsize=(11, 8))
+    axes = _two_over_one(fig)
     _plot_tradeoff(axes[0], sweep, "explained_variance", "explained variance", selected)
     _plot_tradeoff(axes[1], sweep, "ce_loss_recovered", "CE loss recovered", selected)
     plot_density_histogram(sweep.point(selected), ax=axes[2])
