@@ -201,6 +201,10 @@ def _byte_decoder() -> dict[str, int]:
     return chars
 
 
+# What a token id the tokenizer does not know shows as (a padded unembedding's unused rows).
+UNUSED_TOKEN = "<unused>"
+
+
 def token_pieces(tokenizer, ids: Int[Tensor, " n"] | list[int]) -> list[str]:
     """The text each token completes, so that byte-level tokens of one Han or Arabic character
     give the whole character to the token holding its last byte (and "" to the others)."""
@@ -208,6 +212,9 @@ def token_pieces(tokenizer, ids: Int[Tensor, " n"] | list[int]) -> list[str]:
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces = []
     for token in tokenizer.convert_ids_to_tokens([int(i) for i in ids]):
+        if token is None:  # an id past the tokenizer: an unused row of a padded unembedding
+            pieces.append(UNUSED_TOKEN)
+            continue
         if all(c in decoder for c in token):
             raw = bytes(decoder[c] for c in token)
         else:
@@ -222,6 +229,8 @@ def token_text(tokenizer, token_id: int) -> str:
     if text and "\ufffd" not in text:
         return text
     raw = tokenizer.convert_ids_to_tokens([token_id])[0]
+    if raw is None:
+        return UNUSED_TOKEN
     decoder = _byte_decoder()
     return "<" + " ".join(f"{decoder.get(c, 63):02x}" for c in raw) + ">"
 
@@ -304,6 +313,8 @@ def logit_effect(
 ) -> LogitEffect:
     """The k tokens most promoted and most suppressed by `feature` (see `direct_logit_effect`)."""
     effect = direct_logit_effect(model, sae, [feature], ln_scale, hook)[0].cpu()
+    # Rows past the tokenizer (a padded unembedding) are ids no text ever produces.
+    effect = effect[: min(len(effect), len(model.tokenizer))]
     top, bottom = effect.topk(k), (-effect).topk(k)
     text = functools.partial(token_text, model.tokenizer)
     return LogitEffect(

@@ -209,7 +209,7 @@ def heldout_texts(model_name: str, max_docs: int | None = None) -> dict[str, lis
 
     data = datasets.load_dataset(C4_CODE, split="train")
     rows = list(c4_code_rows("eval", len(data)))[:max_docs]
-    return {"web": data.select(rows)["text"]}
+    return {"web": list(data.select(rows)["text"])}  # datasets 4 returns a Column, not a list
 
 
 @dataclass(frozen=True)

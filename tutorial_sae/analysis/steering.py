@@ -165,6 +165,16 @@ def dose_response(
     check_real(max_act, "max_act")
     check_numbers(multiples, "multiples")
     check_choice(mode, "mode", MODES)
+    if (
+        isinstance(token_mask, torch.Tensor)
+        and token_mask.dtype == torch.bool
+        and token_mask.ndim == 1
+        and getattr(model, "tokenizer", None) is not None
+        and len(token_mask) == len(model.tokenizer) < model.cfg.d_vocab
+    ):
+        # A mask over the tokenizer's ids; the unembedding's rows past them (padding) are ids no
+        # text is written in, so False is exact for them.
+        token_mask = torch.nn.functional.pad(token_mask, (0, model.cfg.d_vocab - len(token_mask)))
     if token_mask.shape != (model.cfg.d_vocab,) or token_mask.dtype != torch.bool:
         raise ValueError(
             f"expected a bool mask of shape ({model.cfg.d_vocab},), got {token_mask.shape}"

@@ -179,7 +179,10 @@ def plot_walk_kinds(study: WalkStudy, step_size: float) -> Figure:
 
 def token_label(tokenizer, token: int) -> str:
     """A token as readable text: whitespace made visible, long tokens cut."""
-    check_index(token, "token", len(tokenizer))
+    # Any id of the unembedding: a padded one has rows past the tokenizer, which no text uses.
+    check_index(token, "token", 2**31)
+    if int(token) >= len(tokenizer):
+        return "<unused>"
     text = tokenizer.decode([int(token)]).replace("\n", "⏎").replace(" ", "·")
     return text if len(text) <= 10 else text[:9] + "…"
 

@@ -49,6 +49,9 @@ BASE = TrainConfig(
     buffer_batches=16,
     log_every=10,
     checkpoint_every=10_000,
+    # float32 on every CPU (what "auto" gave when the sweeps were built): the chapter's runs
+    # must not change with the processor's bf16 support.
+    matmul_dtype="float32",
     seed=49,
 )
 # With BASE almost no feature dies within a short run (the encoder starts as the decoder's
@@ -98,6 +101,24 @@ class ModelPreset:
     l1_coeff: float  # chapter 3's runs, in this package's units (L1 term averaged over the batch)
     pretrained_sae: str  # the book's pretrained SAE for this model (load_sae name)
     source: str  # where expansion and l1_coeff come from
+    # FAST runs on this model use this share of a chapter's FAST sizes (token counts, steps,
+    # batches): gelu-1l's 48,262-wide unembedding, 2,048-wide MLP and 16,384-feature SAEs make
+    # each token many times dearer than on mini (chapter 3's SAE step: 16x the multiply-adds),
+    # and its FAST run only checks that the chapter works (on the tests' stand-in hub its
+    # weights are random). Tested under MODEL="auto": tests/test_chapters_online.py.
+    fast_share: float = 1.0
+
+    def fast_size(self, n: int, fast: bool, minimum: int = 1) -> int:
+        """`n` (a chapter's count), or in FAST mode this model's share of it: at least `minimum`
+        and never more than `n`. On mini (share 1) it is `n` either way, so mini's FAST results
+        do not change."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"expected a positive int count, got {n!r}")
+        if not isinstance(fast, bool):
+            raise TypeError(f"expected fast to be a bool (the chapter's FAST), got {fast!r}")
+        if not fast:
+            return n
+        return min(n, max(minimum, int(n * self.fast_share)))
 
     def value(self, name: str, chosen):
         """`chosen` (a chapter parameter), or this preset's `name` when it is "preset"."""
@@ -131,6 +152,7 @@ PRESETS: dict[str, ModelPreset] = {
         l1_coeff=NANDA_RUN1_L1_COEFF * NANDA_RUN1_BATCH_SIZE,
         pretrained_sae="gelu-1l/run1",
         source="Nanda's run1 l1_coeff 3e-4 x batch 4096 (his units -> ours); half his dict_mult 8",
+        fast_share=1 / 8,
     ),
 }
 # TransformerLens names a loaded model after its official repo: cfg.model_name is
