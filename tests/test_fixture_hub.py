@@ -126,4 +126,5 @@ def test_chapter_8_auto_falls_back_to_the_fact_model_when_gpt2_is_not_served(onl
     assert setup.name == "facts" and setup.fact_model is not None
     said = capsys.readouterr().out
     assert GPT2_REPO in said and "fact model" in said, said
+    assert "404" in said and "couldn't connect" not in said.split("404")[0], said
     assert seconds < 5, seconds

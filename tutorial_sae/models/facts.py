@@ -188,6 +188,19 @@ class FactSetup:
         return f"chapter 8 runs on {self.label}: {self.reason}"
 
 
+def _not_found(err: BaseException) -> bool:
+    """Whether a hub 404 (no such repo, revision or file) is anywhere in `err`'s chain."""
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (EntryNotFoundError, RepositoryNotFoundError)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def _load_gpt2(device: str):
     from huggingface_hub.utils import httpx
     from transformer_lens import HookedTransformer
@@ -207,6 +220,8 @@ def _load_gpt2(device: str):
             return HookedTransformer.from_pretrained("gpt2", device=device)
     except (*_LOAD_ERRORS, httpx.HTTPError) as err:
         discard_bad_downloads(GPT2_REPO, cache_dir=hub_cache_dir())
+        if _not_found(err):  # transformers words a 404 as "couldn't connect": say what it was
+            err = OSError(f"the hub answered but has no such repo or file (HTTP 404): {err}")
         error = _hub_error(f"GPT-2 small ({GPT2_REPO})", err)
         error.args = (f"{error.args[0]}; use MODEL='facts' offline",)
         raise error from err
