@@ -68,7 +68,9 @@ def test_wheel_in_a_fresh_venv_runs_a_chapter_without_make(tmp_path):
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", venv], timeout=300)
     python = venv / "bin" / "python"
-    pip = [python, "-m", "pip", "install", "-q"]
+    # --no-compile: pip would byte-compile every file of torch and the rest up front (about a
+    # minute here); Python compiles what a chapter imports on first use instead.
+    pip = [python, "-m", "pip", "install", "-q", "--no-compile"]
     _run([*pip, TORCH], timeout=900)
     _run([*pip, wheel, "papermill", "ipykernel"], timeout=1200)
     installed = time.perf_counter() - start
