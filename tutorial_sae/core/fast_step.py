@@ -14,6 +14,7 @@ from tutorial_sae.core.sparse_step import (
     batch_density,
     dense_ghost_on_subset,
     density_threshold,
+    ghost_chain,
     sparse_rest_of_step,
 )
 from tutorial_sae.utils import check_activations, check_dead_mask
@@ -163,26 +164,14 @@ def _ghost_grads(
     grad_pre: Tensor,
     grad_dec: Tensor,
 ) -> tuple[Tensor, Tensor]:
-    """The ghost-grad loss; adds its gradients to `grad_pre` and `grad_dec` in place and also
-    returns the ghost part of dL/dpre summed over the batch (kept away from b_dec).
-
-    Only the path through exp(pre_dead) and W_dec[dead] carries gradient: the residual, the
-    output scale and the rescale factor are all detached in `ghost_grad_loss`.
+    """The ghost-grad loss (`ghost_chain`); adds its gradients to `grad_pre` and `grad_dec` in
+    place and also returns the ghost part of dL/dpre summed over the batch (kept away from b_dec).
     """
-    batch = x.shape[0]
-    residual = x - x_hat
-    exp_pre = torch.exp(pre_dead)
-    w_dead = W_dec[dead_mask]
-    raw = exp_pre @ w_dead
-    scale = residual.norm(dim=-1) / (2 * raw.norm(dim=-1) + 1e-6)
-    diff = raw * scale[:, None] - residual
-    ghost_mse = diff.pow(2).sum(-1)
-    rescale = per_token_mse / (ghost_mse + 1e-6)
-    grad_raw = diff * (2.0 * rescale * scale / batch)[:, None]
-    grad_dec[dead_mask] += exp_pre.T @ grad_raw
-    ghost_grad_pre = (grad_raw @ w_dead.T) * exp_pre
+    ghost, ghost_grad_pre = ghost_chain(
+        x, x_hat, pre_dead, W_dec, dead_mask, per_token_mse, grad_dec
+    )
     grad_pre[:, dead_mask] += ghost_grad_pre
-    return (rescale * ghost_mse).mean(), ghost_grad_pre.sum(0)
+    return ghost, ghost_grad_pre.sum(0)
 
 
 def fast_train_step(

@@ -197,6 +197,30 @@ def dense_ghost_on_subset(
     features: [batch, n_dead] products, never [batch, d_sae]. Its b_enc part stays out of b_dec
     (see SAE.loss): `grads["b_enc_for_b_dec"]` keeps the b_enc gradient without it.
     """
+    ghost, ghost_pre = ghost_chain(
+        x, x_hat, pre_dead, W_dec, dead_mask, per_token_mse, grads["W_dec"]
+    )
+    grads["W_enc"][:, dead_mask] += x_cent.T @ ghost_pre
+    grads["b_enc_for_b_dec"] = grads["b_enc"].clone()
+    grads["b_enc"][dead_mask] += ghost_pre.sum(0)
+    return ghost
+
+
+def ghost_chain(
+    x: Tensor,
+    x_hat: Tensor,
+    pre_dead: Tensor,
+    W_dec: Tensor,
+    dead_mask: Tensor,
+    per_token_mse: Tensor,
+    grad_dec: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """The ghost-grad loss and its dL/dpre on the dead columns [batch, n_dead]; adds the
+    W_dec[dead] gradient to `grad_dec` in place (the dense and the sparse step share it).
+
+    Only the path through exp(pre_dead) and W_dec[dead] carries gradient: the residual, the
+    output scale and the rescale factor are all detached in `ghost_grad_loss`.
+    """
     batch = x.shape[0]
     residual = x - x_hat
     exp_pre = torch.exp(pre_dead)
@@ -207,9 +231,5 @@ def dense_ghost_on_subset(
     ghost_mse = diff.pow(2).sum(-1)
     rescale = per_token_mse / (ghost_mse + 1e-6)
     grad_raw = diff * (2.0 * rescale * scale / batch)[:, None]
-    grads["W_dec"][dead_mask] += exp_pre.T @ grad_raw
-    ghost_pre = (grad_raw @ w_dead.T).mul_(exp_pre)
-    grads["W_enc"][:, dead_mask] += x_cent.T @ ghost_pre
-    grads["b_enc_for_b_dec"] = grads["b_enc"].clone()
-    grads["b_enc"][dead_mask] += ghost_pre.sum(0)
-    return (rescale * ghost_mse).mean()
+    grad_dec[dead_mask] += exp_pre.T @ grad_raw
+    return (rescale * ghost_mse).mean(), (grad_raw @ w_dead.T).mul_(exp_pre)
