@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_fixture.repos import SAE_CONFIG as NANDA_CFG  # Nanda's cfg, as the stand-in hub serves it
 from huggingface_hub import constants
 
 from tutorial_sae.build.mini_model import TokenizerConfig, train_tokenizer
@@ -21,26 +22,6 @@ from tutorial_sae.data import tokens as token_data
 from tutorial_sae.models import loading
 from tutorial_sae.models.mini import MiniModelConfig, build_model, make_tokenizer, save_model
 
-# Nanda's training config as saved next to each checkpoint (default_cfg of his
-# 1L-Sparse-Autoencoder utils.py plus the derived buffer fields).
-NANDA_CFG = {
-    "seed": 49,
-    "batch_size": 4096,
-    "buffer_mult": 384,
-    "lr": 1e-4,
-    "num_tokens": 2_000_000_000,
-    "l1_coeff": 3e-4,
-    "beta1": 0.9,
-    "beta2": 0.99,
-    "dict_mult": 8,
-    "seq_len": 128,
-    "d_mlp": 2048,
-    "enc_dtype": "fp32",
-    "remove_rare_dir": False,
-    "model_batch_size": 512,
-    "buffer_size": 1_572_864,
-    "buffer_batches": 12_288,
-}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
