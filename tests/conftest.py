@@ -1,12 +1,21 @@
 """Fixtures shared by several test modules."""
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# Under `pytest -n 2` (pyproject's addopts) each worker process, and every kernel or subprocess
+# it starts, computes on one core: two workers with two threads each would stall each other on
+# a 2-core machine. Set before torch is imported, so its thread pool starts at that size.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
+import torch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +30,6 @@ def one_thread():
 
 # Property-based tests: a fixed, bounded run in `make test`; HYPOTHESIS_PROFILE=long by hand.
 def _hypothesis_profiles() -> None:
-    import os
-
     from hypothesis import HealthCheck, settings
 
     settings.register_profile(
@@ -147,3 +154,21 @@ def built_book(tmp_path_factory, executed_fast) -> Path:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return src / "_build" / "html"
+
+
+# Work shared within a session stays on one worker under pytest-xdist (`--dist loadgroup`): the
+# executed notebooks and the built book (a few minutes), the loopback hub (~750 MB generated),
+# and each module's own module-scoped fixtures. Everything else is spread over the workers.
+def _xdist_group(item: pytest.Item) -> str:
+    names = set(getattr(item, "fixturenames", ()))
+    if names & {"executed_fast", "built_book"}:
+        return "book"
+    if "fixture_hub" in names:
+        return "hub"
+    return item.nodeid.split("::")[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))

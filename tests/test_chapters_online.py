@@ -3,6 +3,12 @@ gelu-1l (random weights of the real shapes, Nanda's run1/run2 SAEs, c4-code-20k 
 chapter finishes, says it ran on gelu-1l, reads gelu-1l's own settings and labels every result
 precomputed on mini; chapter 8 (no GPT-2 on this hub) falls back to its fact model, saying why.
 
+What runs is each chapter's student copy (book/student/): the chapter cell for cell, with every
+exercise solution a stub (tests/test_student_notebooks.py checks the copies are current). So one
+execution per chapter covers both what a Colab reader runs online and the student copy running
+top to bottom with its exercises unsolved; the solutions themselves run in the book's execution
+(tests/test_notebooks.py), and their checks use their own seeded inputs, whatever the model.
+
 Marked `online` (and `slow`: six chapters on a 2,048-wide MLP take minutes; the run is shared by
 the tests below, one hub cache for the module as a reader's Colab session has one).
 """
@@ -15,6 +21,7 @@ import pytest
 from hub_fixture.plugin import fixture_hub  # noqa: F401  (the session fixture)
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
+STUDENT = BOOK / "student"
 CHAPTERS = (
     "03_training",
     "04_neighbourhoods",
@@ -77,11 +84,11 @@ def run_online(fixture_hub, tmp_path_factory):  # noqa: F811
             try:
                 with fixture_hub.environment(cache):
                     papermill.execute_notebook(
-                        str(BOOK / f"{name}.ipynb"),
+                        str(STUDENT / f"{name}.ipynb"),
                         str(out),
                         parameters={"MODEL": "auto", "FAST": True},
                         kernel_name="python3",
-                        cwd=str(BOOK),
+                        cwd=str(STUDENT),
                         progress_bar=False,
                         execution_timeout=900,
                     )
@@ -123,13 +130,25 @@ SAYS = {
 }
 
 
+def _exercise_count(name: str) -> int:
+    """Check cells of the chapter (each calls one `check_<name>` alone)."""
+    cells = json.loads((STUDENT / f"{name}.ipynb").read_text())["cells"]
+    return sum(
+        c["cell_type"] == "code" and "".join(c["source"]).lstrip().startswith("check_")
+        for c in cells
+    )
+
+
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_finishes_on_the_hub_without_a_failed_check(run_online, name):
     ran = run_online(name)
     assert not ran.errors
     if name != "08_rome":
         assert not ran.unrouted, "a request the fixture hub does not serve"
-    assert "✗" not in ran.all_text, "an exercise check failed"
+    # every exercise is a stub here: each check ran and said so, and nothing else failed
+    failed = [line for line in ran.all_text.splitlines() if line.startswith("✗")]
+    assert failed and all("not implemented yet" in line for line in failed), failed
+    assert len(failed) == _exercise_count(name)
     print(f"{name}: {ran.seconds:.0f} s under MODEL='auto', FAST=True")
 
 

@@ -1,7 +1,8 @@
 """Every chapter in _toc.yml runs top to bottom with FAST=True and all its checks pass.
 
-The student versions run through nbmake (`pytest --nbmake`, configured in pyproject.toml), FAST
-by the mock the generator puts on their parameters cell.
+The student versions of chapters 1-2 run through nbmake (`pytest --nbmake`, configured in
+pyproject.toml), FAST by the mock the generator puts on their parameters cell; those of chapters
+3-8 run under MODEL="auto" against the loopback hub (tests/test_chapters_online.py).
 """
 
 from pathlib import Path
