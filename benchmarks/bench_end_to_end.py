@@ -14,6 +14,15 @@ Runs take turns (the order flips every repeat) and the median of the repeats is 
 Then one more run of ours is split into activation making (the model's forward to the hook),
 buffer (storing and shuffling) and step, and profiled.
 
+Start (`--start`): "init" trains a fresh SAE (seed 49, the first steps of a run: the code is
+dense, about half the features fire on each token); "trained" starts both contenders from the
+same SAE with a trained SAE's sparsity (the rest of a run, where a trainer spends most of its
+steps): for mini the shipped mini/run1 (L0 ~31 of 4096); for gelu-1l an SAE whose encoder biases
+are set on a calibration batch of the model's own activations so that each feature fires on
+`--l0`/16384 of it (as bench_sparse_step.py does). SAELens's step costs the same in both (its
+autograd step is dense whatever the code); ours takes its sparse branch where the batch is
+sparse enough (`core/sparse_step.py`).
+
 Sizes: "mini" is the shipped mini model (d_mlp 512, SAE 4096) on its own corpus; "gelu-1l" is a
 randomly initialised model of gelu-1l's shape (d_model 512, d_mlp 2048, SAE 16384; built here,
 nothing downloaded) on random token ids, batch 1024 by default (a step of that size takes ~10 s at
@@ -111,30 +120,62 @@ def our_config(d_in: int, d_sae: int, args):
         sae=SAEConfig(d_in=d_in, d_sae=d_sae, l1_coeff=L1_PER_TOKEN, seed=49),
         n_steps=args.steps,
         batch_size=args.batch,
-        lr=1e-4,
+        lr=args.lr,
         dead_features="none",  # SAELens 6 has no ghost grads; no feature is dead this early
         matmul_dtype="float32",
         buffer_batches=args.buffer_batches,
         model_batch_size=args.model_batch,
-        log_every=10**9,
+        log_every=args.log_every or 10**9,
         checkpoint_every=10**9,
         device="cpu",
     )
 
 
-def run_ours(model, tokens, d_in: int, d_sae: int, args) -> float:
-    """Seconds of `train_sae` from token ids to the trained SAE."""
+def start_state(size: str, model, tokens: torch.Tensor, d_in: int, d_sae: int, args):
+    """The SAE both contenders start from with `--start trained` (None with `--start init`)."""
+    if args.start == "init":
+        return None
+    import tutorial_sae as ts
+    from tutorial_sae.core.sae import SAE, SAEConfig
+
+    if size == "mini":
+        sae = ts.load_sae("mini/run1", device="cpu")
+    else:
+        sae = SAE(SAEConfig(d_in=d_in, d_sae=d_sae, l1_coeff=L1_PER_TOKEN, seed=49))
+        calib = ts.collect_activations(model, tokens[-32:], progress=False).flatten(0, 1)
+        with torch.no_grad():
+            sae.b_dec.copy_(calib.mean(0))
+            pre = (calib - sae.b_dec) @ sae.W_enc
+            k = max(1, round(args.l0 / d_sae * len(calib)))
+            sae.b_enc.copy_(-pre.topk(k + 1, dim=0).values[-1])  # k tokens above threshold
+    if (sae.cfg.d_in, sae.cfg.d_sae) != (d_in, d_sae):
+        raise ValueError(f"{size}: expected a {d_in}/{d_sae} SAE, got {sae.cfg}")
+    return {k: v.detach().clone().contiguous() for k, v in sae.state_dict().items()}
+
+
+def run_ours(model, tokens, d_in: int, d_sae: int, args, start_from=None) -> float:
+    """Seconds of `train_sae` from token ids to the trained SAE (L0 of its last step kept)."""
+    from tutorial_sae.core.sae import SAE
     from tutorial_sae.training.trainer import train_sae
 
     cfg = our_config(d_in, d_sae, args)
     start = time.perf_counter()
-    result = train_sae(model, cfg, tokens, progress=False)
+    sae = None
+    if start_from is not None:
+        sae = SAE(cfg.sae)
+        sae.load_state_dict(start_from)
+    result = train_sae(model, cfg, tokens, sae=sae, progress=False)
     seconds = time.perf_counter() - start
     assert result.n_tokens == args.steps * args.batch
+    LAST_L0["ours"] = result.log.l0[-1]
+    LAST_L0["trajectory"] = list(zip(result.log.step, result.log.l0, strict=True))
     return seconds
 
 
-def run_saelens(model, dataset, d_in: int, d_sae: int, args) -> float:
+LAST_L0: dict[str, float] = {}
+
+
+def run_saelens(model, dataset, d_in: int, d_sae: int, args, start_from=None) -> float:
     """Seconds of SAELens's ActivationsStore + SAETrainer.fit on the same model and tokens."""
     from sae_lens import SAETrainer, StandardTrainingSAE, StandardTrainingSAEConfig
     from sae_lens.config import SAETrainerConfig
@@ -145,6 +186,10 @@ def run_saelens(model, dataset, d_in: int, d_sae: int, args) -> float:
     sae = StandardTrainingSAE(
         StandardTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l1_coefficient=L1_PER_TOKEN)
     )
+    if start_from is not None:
+        with torch.no_grad():
+            for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
+                getattr(sae, name).copy_(start_from[name])
     store = ActivationsStore(
         model=model,
         dataset=dataset,
@@ -166,8 +211,8 @@ def run_saelens(model, dataset, d_in: int, d_sae: int, args) -> float:
     cfg = SAETrainerConfig(
         total_training_samples=n_tokens,
         train_batch_size_samples=args.batch,
-        lr=1e-4,
-        lr_end=1e-4,
+        lr=args.lr,
+        lr_end=args.lr,
         adam_beta1=0.9,
         adam_beta2=0.99,
         device="cpu",
@@ -191,7 +236,9 @@ def _quiet_tqdm():
         module.tqdm = real
 
 
-def split_ours(model, tokens, d_in: int, d_sae: int, args) -> tuple[dict[str, float], str]:
+def split_ours(
+    model, tokens, d_in: int, d_sae: int, args, start_from=None
+) -> tuple[dict[str, float], str]:
     """One more run of ours, timed by part (model forward to the hook, buffer, step) and profiled.
 
     `run_to_hook` (looked up in its module by `ActivationStream._refill`) and
@@ -218,11 +265,12 @@ def split_ours(model, tokens, d_in: int, d_sae: int, args) -> tuple[dict[str, fl
 
     acts.run_to_hook, acts.ActivationStream.__next__ = timed_run, timed_next
     try:
-        total = run_ours(model, tokens, d_in, d_sae, args)
+        total = run_ours(model, tokens, d_in, d_sae, args, start_from)
         parts = {"total": total, **clock}
         profiler = cProfile.Profile()
         profiler.enable()
-        run_ours(model, tokens, d_in, d_sae, replace_steps(args, max(2, args.steps // 2)))
+        half = replace_steps(args, max(2, args.steps // 2))
+        run_ours(model, tokens, d_in, d_sae, half, start_from)
         profiler.disable()
     finally:
         acts.run_to_hook, acts.ActivationStream.__next__ = real_run, real_next
@@ -252,14 +300,18 @@ def bench_size(size: str, args) -> None:
         f"buffer {args.buffer_batches} batches, {args.model_batch} sequences per forward, "
         f"{args.steps} steps per run, {args.repeats} repeats, load {os.getloadavg()}"
     )
+    start_from = start_state(size, model, tokens, d_in, d_sae, args)
+    print(f"start: {args.start}" + ("" if start_from is None else " (same weights for both)"))
     contenders = {
-        "SAELens store + SAETrainer.fit": lambda: run_saelens(model, dataset, d_in, d_sae, args),
-        "ours, train_sae": lambda: run_ours(model, tokens, d_in, d_sae, args),
+        "SAELens store + SAETrainer.fit": lambda: run_saelens(
+            model, dataset, d_in, d_sae, args, start_from
+        ),
+        "ours, train_sae": lambda: run_ours(model, tokens, d_in, d_sae, args, start_from),
     }
     times: dict[str, list[float]] = {name: [] for name in contenders}
     # warm-up: first-call costs (imports, kernels, the allocator's pools)
-    run_ours(model, tokens, d_in, d_sae, replace_steps(args, 1))
-    run_saelens(model, dataset, d_in, d_sae, replace_steps(args, 1))
+    run_ours(model, tokens, d_in, d_sae, replace_steps(args, 1), start_from)
+    run_saelens(model, dataset, d_in, d_sae, replace_steps(args, 1), start_from)
     for r in range(args.repeats):
         order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
         for name in order:
@@ -271,7 +323,13 @@ def bench_size(size: str, args) -> None:
         rate = n_tokens / statistics.median(t)
         runs = " ".join(f"{s:.1f}" for s in t)
         print(f"{name:32s} {rate:9.0f} {rate / base:9.2f}  {runs}")
-    parts, profile = split_ours(model, tokens, d_in, d_sae, args)
+    print(f"ours: L0 at the last step {LAST_L0['ours']:.1f} of {d_sae}")
+    if args.log_every:
+        l0s = ", ".join(f"{step}: {l0:.0f}" for step, l0 in LAST_L0["trajectory"])
+        print(f"ours: L0 by step (sparse branch at L0 <= {d_sae // 50}): {l0s}")
+    if not args.split:
+        return
+    parts, profile = split_ours(model, tokens, d_in, d_sae, args, start_from)
     act, buf = parts["activations"], parts["next"] - parts["activations"]
     step = parts["total"] - parts["next"]
     print(f"ours split ({parts['total']:.1f} s, one run):")
@@ -292,6 +350,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--start", choices=["init", "trained"], default="init", help="a fresh or a sparse SAE"
+    )
+    parser.add_argument("--no-split", dest="split", action="store_false", help="skip the split")
+    parser.add_argument("--log-every", type=int, default=0, help="print ours' L0 every N steps")
+    parser.add_argument("--lr", type=float, default=1e-4, help="both contenders' constant lr")
+    parser.add_argument("--l0", type=float, default=80.0, help="gelu-1l --start trained: L0")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
