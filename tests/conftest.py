@@ -156,19 +156,47 @@ def built_book(tmp_path_factory, executed_fast) -> Path:
     return src / "_build" / "html"
 
 
-# Work shared within a session stays on one worker under pytest-xdist (`--dist loadgroup`): the
-# executed notebooks and the built book (a few minutes), the loopback hub (~750 MB generated),
-# and each module's own module-scoped fixtures. Everything else is spread over the workers.
-def _xdist_group(item: pytest.Item) -> str:
-    names = set(getattr(item, "fixturenames", ()))
-    if names & {"executed_fast", "built_book"}:
-        return "book"
-    if "fixture_hub" in names:
-        return "hub"
-    return item.nodeid.split("::")[0]
+# Work shared within a session stays on one pytest-xdist worker: the executed notebooks and the
+# built book (a few minutes), the loopback hub (~750 MB generated, six chapters run against it),
+# and each module's module-scoped fixtures. Files are the unit: these groups join several files
+# that share a session fixture; every other file is a group of its own. (pytest-xdist's own
+# `xdist_group` marks do not group under pytest 9.2, whose node ids no longer read the field
+# that xdist rewrites, so the scheduler is given the groups directly.)
+SHARED_WORK = {
+    "book": ("test_book.py", "test_notebooks.py", "test_page_layout.py"),
+    "hub": ("test_chapters_online.py", "test_fixture_hub.py", "test_hub_failures.py"),
+}
+_GROUP_OF_FILE = {name: group for group, names in SHARED_WORK.items() for name in names}
+_FIXTURES_OF_GROUP = {"book": {"executed_fast", "built_book"}, "hub": {"fixture_hub"}}
+
+
+def work_group(nodeid: str) -> str:
+    """The group a test runs in: its file's shared-work group, else its file."""
+    path = nodeid.split("::")[0]
+    return _GROUP_OF_FILE.get(Path(path).name, path)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's default scheduler
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedWorkScheduling(LoadScopeScheduling):
+        """Whole groups to a worker, biggest first: the groups come in collection order."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_group(nodeid)
+
+    return SharedWorkScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
+    """A test that uses a shared session fixture must sit in that fixture's group, or a second
+    worker would build it again (minutes): say so at collection instead."""
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
+        used = set(getattr(item, "fixturenames", ()))
+        for group, fixtures in _FIXTURES_OF_GROUP.items():
+            if used & fixtures and work_group(item.nodeid) != group:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses {sorted(used & fixtures)}: add its file to "
+                    f"SHARED_WORK[{group!r}] in tests/conftest.py"
+                )
