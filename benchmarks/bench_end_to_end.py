@@ -268,14 +268,16 @@ def split_ours(
         total = run_ours(model, tokens, d_in, d_sae, args, start_from)
         parts = {"total": total, **clock}
         profiler = cProfile.Profile()
-        profiler.enable()
-        half = replace_steps(args, max(2, args.steps // 2))
-        run_ours(model, tokens, d_in, d_sae, half, start_from)
-        profiler.disable()
+        if args.profile:
+            profiler.enable()
+            half = replace_steps(args, max(2, args.steps // 2))
+            run_ours(model, tokens, d_in, d_sae, half, start_from)
+            profiler.disable()
     finally:
         acts.run_to_hook, acts.ActivationStream.__next__ = real_run, real_next
     text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
+    if args.profile:
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
     return parts, text.getvalue()
 
 
@@ -302,6 +304,8 @@ def bench_size(size: str, args) -> None:
     )
     start_from = start_state(size, model, tokens, d_in, d_sae, args)
     print(f"start: {args.start}" + ("" if start_from is None else " (same weights for both)"))
+    if args.split_only:
+        return print_split(model, tokens, d_in, d_sae, args, start_from)
     contenders = {
         "SAELens store + SAETrainer.fit": lambda: run_saelens(
             model, dataset, d_in, d_sae, args, start_from
@@ -327,8 +331,11 @@ def bench_size(size: str, args) -> None:
     if args.log_every:
         l0s = ", ".join(f"{step}: {l0:.0f}" for step, l0 in LAST_L0["trajectory"])
         print(f"ours: L0 by step (sparse branch at L0 <= {d_sae // 50}): {l0s}")
-    if not args.split:
-        return
+    if args.split:
+        print_split(model, tokens, d_in, d_sae, args, start_from)
+
+
+def print_split(model, tokens, d_in: int, d_sae: int, args, start_from) -> None:
     parts, profile = split_ours(model, tokens, d_in, d_sae, args, start_from)
     act, buf = parts["activations"], parts["next"] - parts["activations"]
     step = parts["total"] - parts["next"]
@@ -354,6 +361,7 @@ def main() -> None:
         "--start", choices=["init", "trained"], default="init", help="a fresh or a sparse SAE"
     )
     parser.add_argument("--no-split", dest="split", action="store_false", help="skip the split")
+    parser.add_argument("--split-only", action="store_true", help="only split a run of ours")
     parser.add_argument("--log-every", type=int, default=0, help="print ours' L0 every N steps")
     parser.add_argument("--lr", type=float, default=1e-4, help="both contenders' constant lr")
     parser.add_argument("--l0", type=float, default=80.0, help="gelu-1l --start trained: L0")

@@ -176,7 +176,7 @@ def work_group(nodeid: str) -> str:
     return _GROUP_OF_FILE.get(Path(path).name, path)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's default scheduler
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's default scheduler
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
