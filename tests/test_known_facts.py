@@ -158,6 +158,33 @@ def test_rome_edits_a_gpt2_shaped_model_and_its_algebra_holds(bpe, gpt2_like):
     assert torch.equal(mlp.W_out, before)  # every edit was undone
 
 
+def test_trace_known_facts_equals_the_chapters_old_cell(bpe, gpt2_like, monkeypatch):
+    from tutorial_sae.analysis.known_fact_tracing import trace_known_facts
+
+    monkeypatch.setattr(gpt2_like, "tokenizer", bpe)  # GPT-2 small carries its own
+    traced = trace_known_facts(gpt2_like, KNOWN, n_known=2, n_samples=2, seed=3)
+    # chapter 8's cell before the move, verbatim in substance
+    shipped = fp.all_known_fact_prompts(bpe, KNOWN)
+    ranks = fp.true_object_ranks(gpt2_like, [kp.clean for kp in shipped])
+    known = [shipped[i] for i in ranks.argsort(stable=True).tolist()]
+    std = tracing.prompts_noise_std(gpt2_like, [kp.clean for kp in shipped])
+    avg = tracing.average_traces(
+        tracing.trace_prompts(
+            gpt2_like, [kp.clean for kp in known[:2]], std, 2, seed=3, kinds=("mlp",)
+        )
+    )
+    assert traced.shipped == shipped and traced.known == known and len(known) == len(KNOWN)
+    assert torch.equal(traced.ranks, ranks) and traced.noise_std == std
+    assert list(traced.avg.indirect) == ["mlp"] and traced.avg.n_facts == 2
+    torch.testing.assert_close(traced.avg.indirect["mlp"], avg.indirect["mlp"], rtol=0, atol=0)
+    assert traced.avg.total_effect == avg.total_effect
+    assert traced.layer == tracing.peak_layer(avg, "mlp", "last subject") and 0 <= traced.layer < 4
+    known_ranks = [int(ranks[shipped.index(kp)]) for kp in traced.known]
+    assert known_ranks == sorted(known_ranks)  # best-known first
+    with pytest.raises(ValueError, match="n_known must be an int"):
+        trace_known_facts(gpt2_like, KNOWN, n_known=0)
+
+
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -9,16 +9,19 @@ import json
 import pytest
 import torch
 
+from tutorial_sae.analysis.completeness import (
+    Completeness,
+    completeness,
+    completeness_curve,
+    dedicated_tokens,
+    frequency_edges,
+)
 from tutorial_sae.analysis.features import LabelledTokens, feature_stats
 from tutorial_sae.analysis.neighbourhoods import (
-    Completeness,
     SplittingFamily,
     best_matches,
     clean_split,
-    completeness,
-    completeness_curve,
     cosine_neighbours,
-    dedicated_tokens,
     knn_agreement,
     load_projections,
     project,
@@ -175,8 +178,6 @@ def test_target_a_splitting_family_covers_its_parent(mini):
 def test_target_completeness_rises_with_dictionary_size(mini):
     model, data, _, _, stats = mini
     results = [completeness(stats[n], data.tokens, model.cfg.d_vocab) for n in ("x2", "x4", "run1")]
-    from tutorial_sae.analysis.neighbourhoods import frequency_edges
-
     edges = frequency_edges(results)
     half = [completeness_curve(r, edges).half_coverage_log10 for r in results]
     assert half[0] > half[1] > half[2]

@@ -8,7 +8,7 @@ import matplotlib
 import pytest
 import torch
 
-from tutorial_sae.analysis import prompts, scripts
+from tutorial_sae.analysis import prompts, scripts, token_counts
 from tutorial_sae.analysis import specificity as spec
 from tutorial_sae.analysis.polysemantic import polysemantic_neurons
 from tutorial_sae.plots import fonts
@@ -49,22 +49,22 @@ def test_label_tokens_puts_bos_first_and_labels_every_token():
 
 
 def test_llr_proxy_is_finite_and_positive_for_the_concepts_own_tokens():
-    counts = scripts.count_tokens(
+    counts = token_counts.count_tokens(
         {"han": [0, 0, 0, 1], "latin": [2, 2, 3, 3]}, 5, {"han": 0.5, "latin": 0.5}
     )
-    llr = scripts.llr_proxy(counts, "han")
+    llr = token_counts.llr_proxy(counts, "han")
     assert torch.isfinite(llr).all()
     assert llr[0] > 0 > llr[2]
     assert llr.max() <= torch.log(torch.tensor(2.0)) + 1e-6  # capped by 1 / the concept's weight
     with pytest.raises(ValueError, match="alpha"):
-        scripts.llr_proxy(counts, "han", alpha=0)
+        token_counts.llr_proxy(counts, "han", alpha=0)
     with pytest.raises(ValueError, match="token ids"):
-        scripts.count_tokens({"han": [7]}, 5, {"han": 1.0})
+        token_counts.count_tokens({"han": [7]}, 5, {"han": 1.0})
 
 
 def test_log_ratio_of_counts_rejects_mismatched_vectors():
     with pytest.raises(ValueError, match="count vectors"):
-        scripts.log_ratio_of_counts(torch.ones(3), torch.ones(4))
+        token_counts.log_ratio_of_counts(torch.ones(3), torch.ones(4))
 
 
 def test_specificity_weighs_by_activation_and_sensitivity_counts_the_concept():

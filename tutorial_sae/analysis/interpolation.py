@@ -1,12 +1,13 @@
 """Interpolating between two SAE codes and reading the model's prediction along a path (chapter 7).
 
-Split out of `tutorial_sae.analysis.walks`, which re-exports every name here.
+Split out of `tutorial_sae.analysis.walks`, which re-exports every name here but the one-call
+experiment of section 7.5 (`interpolate_prompts`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float, Int
@@ -19,6 +20,7 @@ from tutorial_sae.utils import (
     check_int,
     check_sae,
     check_same_shape,
+    check_str,
     check_tensor,
     check_width,
 )
@@ -151,3 +153,57 @@ def flip_alpha(alphas: Tensor, top_tokens: Tensor, to: int | None = None) -> flo
     top = top_tokens[:, 0]
     hit = top != top[0] if to is None else top == to
     return float(alphas[hit.nonzero()[0, 0]]) if hit.any() else math.nan
+
+
+def prompt_point(model, text: str) -> tuple[Int[Tensor, " pos"], Float[Tensor, " d_mlp"]]:
+    """A prompt's tokens (BOS first) and the activation at its last token."""
+    from tutorial_sae.data.activations import run_to_hook
+
+    check_str(text, "text")
+    tokens = model.to_tokens(text, truncate=False)[0].cpu()  # too long: run_to_hook refuses it
+    return tokens, run_to_hook(model, tokens[None])[0, -1].cpu()
+
+
+@dataclass(frozen=True)
+class PromptInterpolation:
+    """Chapter 7.5's experiment: the paths between two prompts' codes and the model along them.
+
+    `predictions[method]` is the model at prompt A's last token with each point of that path
+    spliced in; `top_a`/`top_b` are the top tokens at alpha 0 and 1 of the linear path, `flips`
+    the first alpha of each path whose top token is `top_b` (nan: never), and `affine_gap` the
+    largest |decode(lerp(z_a, z_b)) - lerp(decode(z_a), decode(z_b))| (float rounding only).
+    """
+
+    path: Interpolation
+    predictions: dict[str, Predictions] = field(repr=False)
+    top_a: int
+    top_b: int
+    flips: dict[str, float]
+    affine_gap: float
+
+    @property
+    def alphas(self) -> Float[Tensor, " n"]:
+        return self.path.alphas
+
+
+def interpolate_prompts(
+    model, sae: SAE, prompt_a: str, prompt_b: str, n: int = 21
+) -> PromptInterpolation:
+    """Interpolate (`interpolate`: lerp, slerp, re-encoded) between the SAE codes of the last
+    tokens of two prompts, splice every decoded point into prompt A's last position
+    (`predict_along`) and find where each path's top prediction becomes B's (`flip_alpha`)."""
+    check_sae(sae)
+    check_str(prompt_a, "prompt_a", allow_empty=False)
+    check_str(prompt_b, "prompt_b", allow_empty=False)
+    tokens_a, x_a = prompt_point(model, prompt_a)
+    _, x_b = prompt_point(model, prompt_b)
+    path = interpolate(sae, x_a, x_b, n=n)
+    with torch.no_grad():
+        ends = sae.decode(sae.encode(torch.stack([x_a, x_b])))
+    affine_gap = float((path.points["lerp"] - lerp(ends[0], ends[1], path.alphas)).abs().max())
+    preds = {
+        m: predict_along(model, tokens_a, len(tokens_a) - 1, p) for m, p in path.points.items()
+    }
+    top_a, top_b = int(preds["lerp"].top_tokens[0, 0]), int(preds["lerp"].top_tokens[-1, 0])
+    flips = {m: flip_alpha(path.alphas, p.top_tokens, to=top_b) for m, p in preds.items()}
+    return PromptInterpolation(path, preds, top_a, top_b, flips, affine_gap)

@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tutorial_sae.analysis.edit_scores import EditRequest
+from tutorial_sae.analysis.edit_scores import EditRequest, evaluate_editor
 from tutorial_sae.analysis.interventions import LatentEdit, edit_latents, run_with_sae
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.data.facts import FactWorld, batch_prompts
@@ -76,13 +76,20 @@ def attribute_direction(
     return idx, diff[idx]
 
 
+def request_direction(
+    codes: Tensor, world: FactWorld, req: EditRequest, n_features: int = SAEEditConfig.n_features
+) -> tuple[Tensor, Tensor]:
+    """`attribute_direction` of `req`'s relation from its true object to its new one."""
+    if not isinstance(req, EditRequest):
+        raise TypeError(f"expected an EditRequest, got {type(req).__name__}")
+    return attribute_direction(codes, world, req.relation, req.true_obj, req.new_obj, n_features)
+
+
 def sae_fact_edit(
     codes: Tensor, world: FactWorld, req: EditRequest, cfg: SAEEditConfig = SAEEditConfig()
 ) -> LatentEdit:
     """The latent edit that rewrites `req` where the subject's code appears."""
-    idx, change = attribute_direction(
-        codes, world, req.relation, req.true_obj, req.new_obj, cfg.n_features
-    )
+    idx, change = request_direction(codes, world, req, cfg.n_features)
     signature = codes[req.subject] / codes[req.subject].norm().clamp(min=1e-8)
 
     def edit(f: Tensor) -> Tensor:
@@ -106,3 +113,26 @@ def sae_editor(model, sae: SAE, world: FactWorld, layer: int, cfg: SAEEditConfig
         return lambda tokens: run_with_sae(model, tokens, sae, edit, keep_error=True, hook=hook)
 
     return editor
+
+
+SWEEP_METRICS = ("efficacy", "neighbourhood", "other_relations")
+
+
+def sae_scale_sweep(
+    model,
+    sae: SAE,
+    world: FactWorld,
+    layer: int,
+    requests: list[EditRequest],
+    scales: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
+) -> list[dict]:
+    """`evaluate_editor` of the SAE edit at each scale (how far the attribute features move, in
+    mean differences): rows of scale, efficacy, neighbourhood and other_relations."""
+    if not scales:
+        raise ValueError("expected at least one scale, got none")
+    rows = []
+    for scale in scales:
+        editor = sae_editor(model, sae, world, layer, SAEEditConfig(scale=scale))
+        row = evaluate_editor(f"x{scale:g}", editor, model, world, requests).as_row()
+        rows.append({"scale": scale, **{k: row[k] for k in SWEEP_METRICS}})
+    return rows

@@ -1,4 +1,4 @@
-"""Token script labels from tokenizer offsets, labelled held-out tokens, the LLR proxy (chapter 5).
+"""Token script labels from tokenizer offsets, labelled held-out tokens, their assets (chapter 5).
 
 A byte-level BPE cuts a Chinese character (3 UTF-8 bytes) or an Arabic letter (2 bytes) into
 tokens that are not text on their own. The tokenizer's offsets map every token back to the
@@ -16,11 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
+from tutorial_sae.analysis.token_counts import (  # noqa: F401 - re-exported (build, exercises)
+    TokenCounts,
+    count_tokens,
+    llr_proxy,
+    log_ratio_of_counts,
+)
 from tutorial_sae.data.sources import SCRIPT_RANGES
-from tutorial_sae.utils import check_choice, check_int, check_real, check_str, check_strings
+from tutorial_sae.utils import check_choice, check_int, check_str, check_strings
 
 SCRIPTS = ("none", "latin", "han", "arabic", "other")
 # Document languages of the offline corpus; "web" is gelu-1l's mixed C4 + code text.
@@ -210,77 +216,6 @@ def heldout_texts(model_name: str, max_docs: int | None = None) -> dict[str, lis
     data = datasets.load_dataset(C4_CODE, split="train")
     rows = list(c4_code_rows("eval", len(data)))[:max_docs]
     return {"web": list(data.select(rows)["text"])}  # datasets 4 returns a Column, not a list
-
-
-@dataclass(frozen=True)
-class TokenCounts:
-    """How often each token id occurs in the text of each concept (the proxy's statistics).
-
-    `weights` give each concept's share of the model's training distribution, so that the
-    mixture of the concepts' distributions is P(t).
-    """
-
-    counts: dict[str, list[int]]
-    weights: dict[str, float]
-
-    def __post_init__(self) -> None:
-        if set(self.weights) != set(self.counts):
-            raise ValueError(
-                f"expected weights for concepts {sorted(self.counts)}, got {sorted(self.weights)}"
-            )
-        sizes = {len(c) for c in self.counts.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"expected one vocabulary size for all languages, got {sizes}")
-
-
-def count_tokens(token_ids: Mapping[str, np.ndarray], d_vocab: int, weights: Mapping[str, float]):
-    """TokenCounts from each concept's stream of token ids (ids must be < d_vocab)."""
-    counts = {}
-    for lang, ids in token_ids.items():
-        ids = np.asarray(ids)
-        if ids.size and (ids.min() < 0 or ids.max() >= d_vocab):
-            raise ValueError(f"expected token ids in [0, {d_vocab}), got {ids.min()}..{ids.max()}")
-        counts[lang] = np.bincount(ids, minlength=d_vocab).tolist()
-    return TokenCounts(counts, dict(weights))
-
-
-def log_ratio_of_counts(
-    concept_counts: Float[Tensor, " d_vocab"],
-    all_counts: Float[Tensor, " d_vocab"],
-    alpha: float = 1.0,
-) -> Float[Tensor, " d_vocab"]:
-    """log P(t | concept) / P(t) from two count vectors, each smoothed by adding `alpha` to every
-    count before normalising (Bricken et al. 2023's proxy, pooled version)."""
-    if concept_counts.shape != all_counts.shape or concept_counts.ndim != 1:
-        raise ValueError(
-            f"expected two count vectors of one length, got {tuple(concept_counts.shape)} and "
-            f"{tuple(all_counts.shape)}"
-        )
-    p_concept = (concept_counts + alpha) / (concept_counts + alpha).sum()
-    p_all = (all_counts + alpha) / (all_counts + alpha).sum()
-    return p_concept.log() - p_all.log()
-
-
-def llr_proxy(counts: TokenCounts, concept: str, alpha: float = 1.0) -> Float[Tensor, " d_vocab"]:
-    """Per token t, log P(t | concept) / P(t), Bricken et al. 2023's proxy for a concept.
-
-    P(t | concept) comes from the concept's counts, P(t) from the mixture of all concepts with
-    `counts.weights` (the model's training distribution); both add `alpha` to every count
-    (Laplace smoothing), so a token never seen in one concept's text stays finite.
-    """
-    if concept not in counts.counts:
-        raise ValueError(f"expected a concept in {sorted(counts.counts)}, got {concept!r}")
-    check_real(alpha, "alpha")
-    if alpha <= 0:
-        raise ValueError(f"expected alpha > 0 (smoothing), got {alpha}")
-
-    def probs(lang: str) -> Tensor:
-        c = torch.tensor(counts.counts[lang], dtype=torch.float64) + alpha
-        return c / c.sum()
-
-    total = sum(counts.weights.values())
-    mixture = sum(w / total * probs(lang) for lang, w in counts.weights.items())
-    return (probs(concept).log() - mixture.log()).float()
 
 
 # The corpus language whose documents give P(t | concept) for the shipped mini model.

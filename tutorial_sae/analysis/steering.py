@@ -83,6 +83,16 @@ class ScriptFeature:
     max_act: float
     score: float
 
+    def summary(self) -> dict[str, float]:
+        """The numbers chapter 6 glues: the feature, its largest activation on `lang`, its mean
+        on `lang` ("mean_<lang>") and its largest mean on any other language ("mean_other")."""
+        return {
+            "feature": self.feature,
+            "max_act": self.max_act,
+            f"mean_{self.lang}": self.mean_by_lang[self.lang],
+            "mean_other": max(v for k, v in self.mean_by_lang.items() if k != self.lang),
+        }
+
 
 def find_script_feature(
     model, sae: SAE, tokens_by_lang: Mapping[str, Int[Tensor, "n pos"]], lang: str = "ar",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 
 from tutorial_sae.analysis.interpolation import (  # noqa: F401 - re-exported for chapter 7
@@ -24,8 +24,10 @@ from tutorial_sae.analysis.interpolation import (  # noqa: F401 - re-exported fo
     interpolate,
     lerp,
     predict_along,
+    prompt_point,
     slerp,
 )
+from tutorial_sae.analysis.walk_setup import WalkData, walk_data  # noqa: F401 - re-exported
 from tutorial_sae.core.sae import SAE
 from tutorial_sae.utils import (
     check_choice,
@@ -33,7 +35,6 @@ from tutorial_sae.utils import (
     check_numbers,
     check_real,
     check_sae,
-    check_str,
     check_tensor,
     check_width,
 )
@@ -282,36 +283,6 @@ def run_walks(
     )
 
 
-@dataclass
-class WalkData:
-    """Real activations: a bank to measure distances to, held-out ones, and the walks' starts."""
-
-    bank: Tensor
-    held_out: Tensor
-    starts: Tensor
-    start_tokens: Tensor  # [n_starts, pos]: each start's sequence
-    start_positions: Tensor  # [n_starts]: the start token's position in it
-
-
-def walk_data(
-    model, train_tokens: Tensor, eval_tokens: Tensor, n_starts: int = 4, seed: int = 0
-) -> WalkData:
-    """Activations of every non-BOS token: train ones as the bank, eval ones held out, starts drawn
-    from eval positions >= 8 (some context before them)."""
-    from tutorial_sae.data.activations import collect_activations
-
-    check_int(n_starts, "n_starts")
-    if n_starts > len(eval_tokens) or eval_tokens.ndim != 2 or eval_tokens.shape[1] <= 8:
-        raise ValueError(f"eval_tokens must hold >= n_starts={n_starts} rows of > 8 tokens, got "
-                         f"shape {tuple(eval_tokens.shape)}")  # fmt: skip
-    bank = collect_activations(model, train_tokens, progress=False)[:, 1:].flatten(0, 1)
-    acts = collect_activations(model, eval_tokens, progress=False)
-    gen = torch.Generator().manual_seed(seed)
-    seqs = torch.randperm(len(eval_tokens), generator=gen)[:n_starts]
-    pos = torch.randint(8, eval_tokens.shape[1], (len(seqs),), generator=gen)
-    return WalkData(bank, acts[:, 1:].flatten(0, 1), acts[seqs, pos], eval_tokens[seqs], pos)
-
-
 def pca_2d(bank: Float[Tensor, "n d"]) -> tuple[Tensor, Tensor]:
     """Mean [d] and top two principal directions [2, d] of the real activations."""
     check_tensor(bank, "bank", 2, min_rows=2)
@@ -322,12 +293,3 @@ def pca_2d(bank: Float[Tensor, "n d"]) -> tuple[Tensor, Tensor]:
     # The d x d covariance's eigenvectors: far cheaper than an SVD of the n x d bank.
     _, vectors = torch.linalg.eigh(centred.T @ centred)
     return mean, vectors[:, [-1, -2]].T
-
-
-def prompt_point(model, text: str) -> tuple[Int[Tensor, " pos"], Float[Tensor, " d_mlp"]]:
-    """A prompt's tokens (BOS first) and the activation at its last token."""
-    from tutorial_sae.data.activations import run_to_hook
-
-    check_str(text, "text")
-    tokens = model.to_tokens(text, truncate=False)[0].cpu()  # too long: run_to_hook refuses it
-    return tokens, run_to_hook(model, tokens[None])[0, -1].cpu()

@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from tutorial_sae.analysis.ablation import CLAMP_KINDS, AttributionStudy, ClampStudy
+from tutorial_sae.analysis.ablation import AttributionStudy
+from tutorial_sae.analysis.clamps import CLAMP_KINDS, ClampStudy
 from tutorial_sae.analysis.steering import Continuation, DoseResponse
 
 ERROR_LABELS = {True: "error term kept", False: "reconstruction only"}

@@ -17,8 +17,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from tutorial_sae.analysis.completeness import CompletenessCurve
 from tutorial_sae.analysis.features import Context, FeatureCard
-from tutorial_sae.analysis.neighbourhoods import CompletenessCurve, DictionaryMatch, SplittingFamily
+from tutorial_sae.analysis.neighbourhoods import DictionaryMatch, SplittingFamily
 from tutorial_sae.utils import check_tensor, check_width
 
 LABEL_COLOURS = {

@@ -7,7 +7,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from tutorial_sae.analysis.walks import Predictions, WalkStudy, isotropic_cosine, pca_2d
+from tutorial_sae.analysis.interpolation import PromptInterpolation
+from tutorial_sae.analysis.walk_studies import closed_form
+from tutorial_sae.analysis.walks import Predictions, WalkStudy, pca_2d
 from tutorial_sae.plots.static_widget import frame_slider
 from tutorial_sae.utils import check_index
 
@@ -35,12 +37,6 @@ def _band(ax, y: torch.Tensor, colour, label: str) -> None:
     mean, std = y.mean(0), y.std(0)
     ax.plot(t, mean, color=colour, label=label)
     ax.fill_between(t, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
-
-
-def closed_form(study: WalkStudy, step_size: float) -> torch.Tensor:
-    """The isotropic cosine averaged over the study's starts (each has its own |x_0|)."""
-    curves = [isotropic_cosine(float(n), step_size, study.n_steps) for n in study.start_norms]
-    return torch.stack(curves).mean(0)
 
 
 def plot_walk(
@@ -245,3 +241,14 @@ def plot_interpolation(
     fig.suptitle("Interpolating between two prompts' codes, spliced into prompt A")
     fig.tight_layout()
     return fig
+
+
+def plot_prompt_interpolation(result: PromptInterpolation, tokenizer) -> Figure:
+    """`plot_interpolation` of `interpolate_prompts`' result: A's and B's top tokens along each path."""
+    if not isinstance(result, PromptInterpolation):
+        raise TypeError(
+            f"expected the PromptInterpolation of interpolate_prompts, got {type(result).__name__}"
+        )
+    return plot_interpolation(
+        result.alphas, result.predictions, result.top_a, result.top_b, tokenizer
+    )

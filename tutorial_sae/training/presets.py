@@ -120,6 +120,36 @@ class ModelPreset:
             return n
         return min(n, max(minimum, int(n * self.fast_share)))
 
+    def fast_sizes(self, fast: bool, *counts: int) -> tuple[int, ...]:
+        """`fast_size(n, fast)` of every count, in order (a chapter's steps, batch, tokens)."""
+        return tuple(self.fast_size(n, fast) for n in counts)
+
+    def train_config(
+        self,
+        base: TrainConfig,
+        expansion: int | str = PRESET_KEYWORD,
+        l1_coeff: float | str = PRESET_KEYWORD,
+        **changes,
+    ) -> TrainConfig:
+        """`base` sized for this model (`sized_for` with d_in = d_mlp), with `expansion` and
+        `l1_coeff` resolved by `value` ("preset" takes this preset's).
+
+        `changes` are other TrainConfig fields; when they set `n_steps` but not `log_every`, the
+        run logs about 40 times: log_every = max(1, n_steps // 40).
+        """
+        if "n_steps" in changes and "log_every" not in changes:
+            n_steps = changes["n_steps"]
+            if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+                raise ValueError(f"expected a positive int n_steps, got {n_steps!r}")
+            changes["log_every"] = max(1, n_steps // 40)
+        return sized_for(
+            base,
+            self.d_mlp,
+            self.value("expansion", expansion),
+            self.value("l1_coeff", l1_coeff),
+            **changes,
+        )
+
     def value(self, name: str, chosen):
         """`chosen` (a chapter parameter), or this preset's `name` when it is "preset"."""
         if name not in ("expansion", "l1_coeff"):
