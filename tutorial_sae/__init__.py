@@ -89,13 +89,8 @@ _EXPORTS = {
         "resolve_auto",
         "sae_names",
     ),
-    "tutorial_sae.training.trainer": (
-        "TrainConfig",
-        "TrainLog",
-        "TrainResult",
-        "train_sae",
-        "train_sae_on",
-    ),
+    "tutorial_sae.training.trainer": ("TrainConfig", "train_sae", "train_sae_on"),
+    "tutorial_sae.training.run_state": ("TrainLog", "TrainResult"),
     "tutorial_sae.training.resample": ("resample_dead_features", "update_dead_counters"),
     "tutorial_sae.training.presets": (
         "BASE",
