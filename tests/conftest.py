@@ -28,6 +28,15 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The shipped mini tokenizer (modules that train a tokenizer of their own override it)."""
+    from tutorial_sae.models.mini import make_tokenizer
+    from tutorial_sae.paths import assets_dir
+
+    return make_tokenizer(assets_dir() / "tokenizer.json")
+
+
 # Property-based tests: a fixed, bounded run in `make test`; HYPOTHESIS_PROFILE=long by hand.
 def _hypothesis_profiles() -> None:
     from hypothesis import HealthCheck, settings

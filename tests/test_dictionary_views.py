@@ -20,14 +20,6 @@ from tutorial_sae.core.sae import SAE, SAEConfig
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from tutorial_sae.models.mini import make_tokenizer
-    from tutorial_sae.paths import assets_dir
-
-    return make_tokenizer(assets_dir() / "tokenizer.json")
-
-
 def clusters(n=120, d=8, seed=2):
     labels = torch.arange(n) % 4
     return torch.eye(d)[labels] * 5 + torch.randn(

@@ -18,14 +18,6 @@ from tutorial_sae.plots.features import feature_card_html
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from tutorial_sae.models.mini import make_tokenizer
-    from tutorial_sae.paths import assets_dir
-
-    return make_tokenizer(assets_dir() / "tokenizer.json")
-
-
 def toy(n_seq=6, pos=9, d_in=8, d_sae=16, seed=0):
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, 50, (n_seq, pos), generator=gen)

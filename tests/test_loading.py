@@ -415,3 +415,14 @@ def test_a_hub_config_field_that_is_null_or_ill_typed_is_named(field, value):
     cfg = {"l1_coeff": 3e-4, "batch_size": 4096, "seed": 49, field: value}
     with pytest.raises(ValueError, match=f"SAE config's '{field}' to be a finite"):
         loading.sae_from_nanda(state, cfg)
+
+
+def test_sae_ladder_names_each_models_saes_smallest_first():
+    ladder = loading.sae_ladder("mini")
+    assert ladder == {"1,024": "mini/x2", "2,048": "mini/x4", "4,096": "mini/run1"}
+    sizes = [loading.load_sae(name, device="cpu").cfg.d_sae for name in ladder.values()]
+    assert [f"{d:,}" for d in sizes] == list(ladder), "each label is its SAE's d_sae"
+    assert loading.sae_ladder("gelu-1l") == {"run2": "gelu-1l/run2", "run1": "gelu-1l/run1"}
+    assert set(loading.sae_ladder("gelu-1l").values()) <= set(loading.sae_names())
+    with pytest.raises(ValueError, match="expected model name in"):
+        loading.sae_ladder("auto")

@@ -86,6 +86,7 @@ _EXPORTS = {
         "load_sae",
         "load_tokens",
         "pretrained_sae_name",
+        "sae_ladder",
         "resolve_auto",
         "sae_names",
     ),

@@ -206,6 +206,15 @@ def pretrained_sae_name(model_name: str) -> str:
     return "auto" if model_name == "auto" else f"{model_name}/run1"
 
 
+def sae_ladder(model_name: str) -> dict[str, str]:
+    """A model's SAEs of growing dictionary size, smallest first: label -> `load_sae` name
+    (chapter 4 compares them). mini: its three shipped sizes; gelu-1l: Nanda's run2 and run1."""
+    _check_name(model_name, ("mini", "gelu-1l"), "model")
+    if model_name == "mini":
+        return {"1,024": "mini/x2", "2,048": "mini/x4", "4,096": "mini/run1"}
+    return {"run2": "gelu-1l/run2", "run1": "gelu-1l/run1"}
+
+
 def load_sae(name: str = "auto", device: str | torch.device | None = None) -> SAE:
     """An SAE by name: "mini/<run>" (shipped), "gelu-1l/run1" or "/run2" (Nanda's), or "auto".
 
